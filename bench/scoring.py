@@ -1,0 +1,154 @@
+"""Benchmark: leads scored per second on one core under the default rules.
+
+    python bench/scoring.py [--leads 5000] [--events 20] [--seed 7] [--profile]
+
+Generates a seeded, varied set of leads (names, company and free-mail domains, disposable
+and student addresses, valid, invalid and missing phones, countries as codes and names) with
+a realistic mix of signals each, then scores every lead once with cold caches (each lead is
+new) and once more with warm caches (what re-scoring a known lead after a new event costs).
+Only ``score_lead`` is timed; building the inputs is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scoring import LeadProfile, Signal, load_rules_file, score_lead  # noqa: E402
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "leadloop.yaml"
+AS_OF = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
+
+FIRST = ["anna", "ben", "carla", "david", "elif", "femi", "greta", "hiro", "ines", "jonas", "katarzyna",
+         "liam", "maria", "nguyen", "olivia", "pierre", "quinn", "rahul", "sofia", "tomasz", "ulla", "wei"]
+LAST = ["schmidt", "smith", "garcia", "mueller", "rossi", "dubois", "kowalski", "nakamura", "okafor",
+        "jensen", "van-dijk", "oconnor", "schwarzkopf", "szczepanski", "patel", "li", "brown", "novak"]
+COMPANY_WORDS = ["acme", "north", "blue", "cargo", "freight", "metro", "alpine", "delta", "nordic",
+                 "summit", "harbor", "prime", "urban", "swift", "atlas", "vector"]
+COMPANY_SUFFIX = ["logistics", "retail", "systems", "group", "trading", "foods", "labs", "parts"]
+TLDS = ["com", "de", "co.uk", "fr", "nl", "io", "eu"]
+FREE = ["gmail.com", "yahoo.com", "outlook.com", "web.de", "gmx.de", "hotmail.co.uk", "icloud.com"]
+DISPOSABLE = ["mailinator.com", "10minutemail.com", "guerrillamail.com", "yopmail.com"]
+STUDENT = ["tum.edu", "ox.ac.uk", "mit.edu", "uni-koeln.edu"]
+TITLES = ["Head of Logistics", "Operations Manager", "CEO", "Student", "Marketing Intern",
+          "Supply Chain Director", "Buyer", "Software Engineer", "", "VP Operations", "Team Lead Dispatch"]
+INDUSTRIES = ["Logistics", "Retail", "Manufacturing", "Education", "Software", "Healthcare", ""]
+COUNTRIES = [("DE", "+49 30 {n7}"), ("Germany", "030 {n7}"), ("US", "(415) 555-{n4}"),
+             ("GB", "+44 20 7946 {n4}"), ("France", "+33 1 42 68 {n2} {n2}"), ("NL", "+31 20 {n7}"),
+             ("", "+49 89 {n7}")]
+PAGES = ["/pricing", "/coverage-map", "/blog/{n}", "/blog/{n}", "/guide/section-{k}", "/customers/{n}",
+         "/careers", "/docs/integrations/{n}", "/about", "/", "/roi-calculator", "/product/{n}"]
+ASSETS = ["coverage-map", "roi-calculator", "buyers-guide", "case-studies", "webinar-recording",
+          "blog", "newsletter", "unknown-asset"]
+#: Signal kinds and how often each occurs among a lead's signals.
+KIND_WEIGHTS = {
+    "page_view": 50, "content_download": 10, "email_open": 15, "email_click": 8, "form_submit": 5,
+    "chat_intent": 2, "contact_request": 2, "event_attended": 1, "trial_signup": 1,
+    "unsubscribe": 1, "bounce": 1, "do_not_contact": 0.5,
+}
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(count))
+
+
+def make_email(rng: random.Random, index: int) -> str:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    roll = rng.random()
+    if roll < 0.05:
+        local = "".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(rng.randint(5, 8))) + _digits(rng, 3)
+    else:
+        local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}", f"{first}{rng.randint(1, 99)}"])
+    roll = rng.random()
+    if roll < 0.25:
+        domain = rng.choice(FREE)
+    elif roll < 0.28:
+        domain = rng.choice(DISPOSABLE)
+    elif roll < 0.31:
+        domain = rng.choice(STUDENT)
+    elif roll < 0.32:
+        domain = "rivalroute.example"
+    else:
+        domain = f"{rng.choice(COMPANY_WORDS)}-{rng.choice(COMPANY_SUFFIX)}{index % 97}.{rng.choice(TLDS)}"
+    return f"{local}@{domain}"
+
+
+def make_profile(rng: random.Random, index: int) -> LeadProfile:
+    country, phone_format = rng.choice(COUNTRIES)
+    roll = rng.random()
+    if roll < 0.3:
+        phone = ""
+    elif roll < 0.4:
+        phone = _digits(rng, rng.randint(3, 6))  # junk typed into a form
+    else:
+        phone = phone_format.format(n7=_digits(rng, 7), n4=_digits(rng, 4), n2=_digits(rng, 2))
+    return LeadProfile({
+        "email": make_email(rng, index), "first_name": rng.choice(FIRST).title(),
+        "job_title": rng.choice(TITLES), "industry": rng.choice(INDUSTRIES),
+        "employees": rng.choice([None, 3, 25, 80, 250, 1200, 9000]), "country": country,
+        "phone": phone, "company": rng.choice(["", "Acme", "Northwind", "Globex"]),
+        "do_not_contact": rng.random() < 0.01,
+    })
+
+
+def make_signals(rng: random.Random, count: int, lead: int) -> list[Signal]:
+    kinds, weights = list(KIND_WEIGHTS), list(KIND_WEIGHTS.values())
+    signals = []
+    for number in range(count):
+        kind = rng.choices(kinds, weights)[0]
+        when = AS_OF - timedelta(seconds=rng.randint(0, 120 * 86400))
+        properties: dict[str, str] = {"campaign": f"c{rng.randint(1, 9)}"}
+        if kind == "page_view":
+            properties["url"] = "https://www.example.com" + rng.choice(PAGES).format(
+                n=rng.randint(1, 400), k=rng.randint(1, 6))
+        elif kind == "content_download":
+            properties["asset"] = rng.choice(ASSETS)
+        elif kind == "form_submit":
+            properties["form"] = rng.choice(["newsletter", "demo-request", "whitepaper", "contact"])
+        signals.append(Signal(kind, when, properties, key=f"{lead}-{number}"))
+    return signals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print the top functions by time")
+    args = parser.parse_args()
+
+    rules = load_rules_file(RULES_FILE)
+    rng = random.Random(args.seed)
+    leads = [(make_profile(rng, i), make_signals(rng, args.events, i)) for i in range(args.leads)]
+
+    def run() -> tuple[float, list]:
+        start = time.perf_counter()
+        results = [score_lead(profile, signals, rules, AS_OF) for profile, signals in leads]
+        return time.perf_counter() - start, results
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(run)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        return
+    cold, results = run()
+    warm, _ = run()
+    bands = {band: sum(r.band == band for r in results) for band in ("cold", "cool", "warm", "hot")}
+    print(f"rules {rules.version}: {args.leads} leads x {args.events} signals, seed {args.seed}")
+    for label, seconds in (("cold caches (every lead new)", cold), ("warm caches (re-score)", warm)):
+        print(f"  {label:30} {args.leads / seconds:9,.0f} leads/s  {seconds / args.leads * 1e6:6.1f} µs/lead"
+              f"  {args.leads * args.events / seconds:11,.0f} signals/s")
+    print(f"  bands {bands}, MQLs {sum(r.mql for r in results)}, "
+          f"disqualified {sum(r.disqualified for r in results)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The small fixed interface every CRM connector implements.
+
+A connector is one folder (``webhook.py`` verify + parse, ``client.py`` outbound API client,
+``setup.py`` setup/doctor, ``__init__.py`` the ``Connector`` object) and one line in
+``connectors.CONNECTORS``. The HTTP flow around ``Endpoint.verify``/``Endpoint.parse`` is
+written once in ``integration.webhooks`` and never overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from integration.events import LeadEvent
+
+# --- inbound ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """What a connector may look at: raw bytes first, nothing parsed for it."""
+
+    method: str
+    #: The URL the sender called, rebuilt from ``PUBLIC_BASE_URL`` + path + query string
+    #: exactly as received (URL-bound signatures are computed over it).
+    url: str
+    headers: Mapping[str, str]  # case-insensitive (werkzeug Headers)
+    body: bytes
+    #: Values captured by the route (e.g. ``{"token": ...}``).
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+
+class WebhookError(Exception):
+    """A request we refuse; ``status`` is the HTTP status, the message the reason we send back."""
+
+    status = 400
+
+
+class SignatureError(WebhookError):
+    """Missing, malformed, stale or wrong signature or token: 401."""
+
+    status = 401
+
+
+class PayloadError(WebhookError):
+    """A payload we cannot recognise or that breaks the documented shape: 400."""
+
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """What the receiver stored for one request (passed to ``Endpoint.ok_response``)."""
+
+    accepted: int
+    duplicates: int
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One inbound URL of a connector."""
+
+    #: Flask URL rule below ``/webhooks``, e.g. ``"/hubspot"`` or ``"/salesforce/<token>"``.
+    rule: str
+    #: Unique endpoint name, used for the Flask endpoint and in logs.
+    name: str
+    #: Raises ``SignatureError`` unless the request is authentic. Runs before any parsing.
+    verify: Callable[[InboundRequest, Mapping[str, Any]], None]
+    #: Returns the events in the request, or raises ``PayloadError``. Runs after ``verify``.
+    parse: Callable[[InboundRequest, Mapping[str, Any]], list[LeadEvent]]
+    #: Largest body accepted (bytes); larger gets 413 before anything else is read.
+    max_body: int = 1_000_000
+    #: Builds the success response: ``(body, status, headers)``.
+    ok_response: Callable[[IntakeResult], tuple[Any, int, dict[str, str]]] | None = None
+    #: Builds a refusal: ``(body, status, headers)`` from the status and the reason.
+    error_response: Callable[[int, str], tuple[Any, int, dict[str, str]]] | None = None
+
+
+# --- outbound --------------------------------------------------------------------------------
+
+#: The fields leadloop writes back, in one table both CRMs' setup commands create from.
+#: key -> (label, kind, description). HubSpot names them ``leadloop_<key>``, Salesforce
+#: ``Leadloop_<Key>__c`` (see each connector's mapping table).
+LEADLOOP_FIELDS: dict[str, tuple[str, str, str]] = {
+    "score": ("Leadloop score", "number", "Total lead score (fit + engagement)."),
+    "fit_points": ("Leadloop fit points", "number", "Points from who the lead is."),
+    "engagement_points": ("Leadloop engagement points", "number", "Points from what the lead did, after decay."),
+    "band": ("Leadloop band", "enum:cold,cool,warm,hot", "Temperature band."),
+    "grade": ("Leadloop grade", "enum:A,B,C,D", "Fit grade."),
+    "mql": ("Leadloop MQL", "bool", "Meets the agreed MQL definition."),
+    "reasons": ("Leadloop reasons", "text", "Why the score is what it is, strongest first."),
+    "stage": ("Leadloop stage", "enum:new,nurture,mql,accepted,sql,won,lost,recycled,disqualified",
+              "Where the lead is in the marketing-sales loop."),
+    "rules_version": ("Leadloop rules version", "string", "Version of the rules file that scored it."),
+    "scored_at": ("Leadloop scored at", "datetime", "When the score was computed."),
+    "recycle_reason": ("Leadloop recycle reason", "string", "Why the lead went back to nurture."),
+    "recycle_count": ("Leadloop recycle count", "number", "How often the lead was recycled."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUpdate:
+    """Write leadloop's fields (and optionally owner and mapped CRM fields) onto one record."""
+
+    #: The outbox row's idempotency key; outcomes are matched back by it.
+    key: str
+    crm_id: str
+    #: Values keyed by ``LEADLOOP_FIELDS`` keys; the connector maps names and formats values.
+    fields: Mapping[str, Any]
+    #: New owner (HubSpot owner id / Salesforce user id), or None to leave it.
+    owner_id: str | None = None
+    #: CRM fields by their CRM name, passed through as-is (from the rules file's stage mapping,
+    #: e.g. ``{"lifecyclestage": "marketingqualifiedlead"}`` or ``{"Status": "Working"}``).
+    crm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A follow-up task for a rep, associated with one lead record."""
+
+    key: str
+    crm_id: str
+    subject: str
+    body: str
+    due_at: datetime  # aware
+    priority: str  # "high" | "normal" | "low"
+    type: str  # "call" | "email" | "todo"
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """How one write went. ``retryable`` errors stay pending; the others are recorded and dropped."""
+
+    key: str
+    ok: bool
+    external_id: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+class CrmError(Exception):
+    """The CRM refused or failed a whole call; the flush job re-raises it so RQ retries."""
+
+
+class CrmRateLimited(CrmError):
+    """The CRM said slow down (HubSpot 429, Salesforce REQUEST_LIMIT_EXCEEDED)."""
+
+    def __init__(self, message: str, retry_after: float = 10.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CrmAuthError(CrmError):
+    """Credentials missing, expired or refused."""
+
+
+class CrmClient(Protocol):
+    """Outbound calls a connector makes. No retries inside: the queue retries."""
+
+    #: Most records one update call takes (HubSpot 100, Salesforce 200).
+    max_update_batch: int
+
+    def fetch_fields(self, crm_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return the current fields of these records under canonical names, by CRM id."""
+        ...
+
+    def update_records(self, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
+        """Apply updates in batches of at most ``max_update_batch``; one outcome per update."""
+        ...
+
+    def create_task(self, task: TaskSpec) -> WriteOutcome:
+        """Create one task; ``external_id`` is the CRM's task id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A CRM integration: its inbound endpoints and a factory for its outbound client."""
+
+    name: str
+    endpoints: Sequence[Endpoint]
+    #: ``make_client(config, redis)`` -> ``CrmClient``; ``redis`` holds shared rate-limit and
+    #: token state across workers.
+    make_client: Callable[[Mapping[str, Any], Any], CrmClient]
+    #: Config keys (env vars) this connector reads, for validation and the README.
+    config_keys: Sequence[str] = ()
+    #: Most records one update call takes; shadow mode batches by it without a client.
+    max_update_batch: int = 100
+
+
+def secret_list(value: str | Sequence[str] | None) -> list[str]:
+    """Return the non-empty entries of a comma-separated setting (several = rotation)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item and item.strip()]

@@ -1,0 +1,128 @@
+"""Configuration from the environment, validated at start-up.
+
+Every setting is an environment variable (listed in ``SETTINGS`` and in the README). Values are
+checked once when the app or a worker starts; a bad value stops start-up with an error that
+names the variable, never later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = PROJECT_ROOT / "rules" / "leadloop.yaml"
+WRITE_MODES = ("shadow", "live")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def check(name: str, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme.split("+")[0] not in schemes or not (parts.netloc or parts.path):
+            raise ConfigError(f"{name}: must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+    return check
+
+
+def _public_base_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name}: must be an absolute http(s) URL like https://leads.example.com")
+    return value.rstrip("/")
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def check(name: str, value: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{name}: must be one of {', '.join(choices)} (got {value!r})")
+        return value
+    return check
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigError(f"{name}: must be a positive whole number (got {value!r})")
+    return number
+
+
+def _non_negative_int(name: str, value: str) -> int:
+    if not value.isdigit():
+        raise ConfigError(f"{name}: must be a whole number of 0 or more (got {value!r})")
+    return int(value)
+
+
+def _existing_file(name: str, value: str) -> str:
+    if not Path(value).is_file():
+        raise ConfigError(f"{name}: no such file: {value}")
+    return value
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+#: name -> (parser, default, description). The README's configuration table mirrors this.
+SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
+    "DATABASE_URL": (_url("sqlite", "postgresql", "postgres"), None,
+                     "SQLAlchemy URL of the store. Default: SQLite file `instance/leadloop.db`."),
+    "REDIS_URL": (_url("redis", "rediss", "unix"), None,
+                  "Redis for the queue, rate limits and token cache. Unset: an embedded Redis is started."),
+    "LEADLOOP_RULES": (_existing_file, str(DEFAULT_RULES), "Path of the rules file."),
+    "LEADLOOP_EVENTS_SECRETS": (_text, None,
+                                "Comma-separated signing secrets for `POST /webhooks/events` (several = rotation)."),
+    "CRM_WRITE_MODE": (_choice(*WRITE_MODES), "shadow",
+                       "`shadow`: compute and record every CRM write, send none. `live`: send them."),
+    "PUBLIC_BASE_URL": (_public_base_url, None,
+                        "Externally visible base URL; URL-bound signatures (HubSpot v2/v3) are checked "
+                        "against it instead of the Host header."),
+    "LEADLOOP_INSTANCE_DIR": (_text, str(PROJECT_ROOT / "instance"),
+                              "Folder for the default SQLite file and the embedded Redis."),
+    "LEADLOOP_QUEUE": (_text, "leadloop", "Name of the RQ queue."),
+    "LEADLOOP_FLUSH_DELAY": (_non_negative_int, "2",
+                             "Seconds the outbox waits to gather CRM writes into one batch."),
+    "LOG_LEVEL": (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "Log level."),
+}
+
+#: Connector settings are validated by the connectors; listed here so nothing reads env directly.
+CONNECTOR_PREFIXES = ("HUBSPOT_", "SALESFORCE_")
+
+
+def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Return the validated settings; raises ``ConfigError`` naming the first bad variable.
+
+    ``overrides`` (tests, the CLI) win over the environment and are validated the same way.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if overrides:
+        env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
+    config: dict[str, Any] = {}
+    for name, (parse, default, _doc) in SETTINGS.items():
+        raw = env.get(name)
+        raw = raw.strip() if isinstance(raw, str) else raw
+        value = raw if raw else default
+        config[name] = parse(name, value) if value is not None else None
+    for name, value in env.items():
+        if name.startswith(CONNECTOR_PREFIXES):
+            config[name] = value
+    if config["DATABASE_URL"] is None:
+        config["DATABASE_URL"] = f"sqlite:///{Path(config['LEADLOOP_INSTANCE_DIR']) / 'leadloop.db'}"
+    if config["DATABASE_URL"].startswith("postgres://"):
+        config["DATABASE_URL"] = "postgresql://" + config["DATABASE_URL"][len("postgres://"):]
+    if config["DATABASE_URL"].startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        config["DATABASE_URL"] = "postgresql+psycopg://" + config["DATABASE_URL"][len("postgresql://"):]
+    if overrides:
+        config.update({k: v for k, v in overrides.items() if not isinstance(v, str)})
+    return config

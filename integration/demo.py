@@ -1,0 +1,213 @@
+"""``leadloop demo``: the quick start's main job, on embedded defaults.
+
+Starts the real web app (gunicorn) and a real RQ worker on a SQLite file and the embedded
+Redis, in shadow mode, replays the seeded demo data set through the real signed webhook
+endpoints (the generic intake, HubSpot v3-signed webhooks, Salesforce outbound messages),
+waits for the queue to drain, and prints what leadloop decided and would write to the CRMs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import func, select
+from tqdm import tqdm
+
+from integration.config import PROJECT_ROOT, load_config
+from integration.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+
+DEMO_DIR = PROJECT_ROOT / "instance" / "demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the web app did not become ready; see instance/demo/web.log")
+
+
+def _demo_env(port: int, redis_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBSPOT_", "SALESFORCE_", "LEADLOOP_"))}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{DEMO_DIR / 'demo.db'}",
+        "REDIS_URL": redis_url,
+        "CRM_WRITE_MODE": "shadow",
+        "LEADLOOP_INSTANCE_DIR": str(DEMO_DIR),
+        "LEADLOOP_EVENTS_SECRETS": "demo_" + secrets.token_hex(16),
+        "HUBSPOT_CLIENT_SECRETS": "demo-hubspot-" + secrets.token_hex(8),
+        "SALESFORCE_WEBHOOK_TOKENS": "demo" + secrets.token_hex(12),
+        "SALESFORCE_ORG_ID": "00Dd0000000demoEAA",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "LEADLOOP_FLUSH_DELAY": "1",
+        "LOG_LEVEL": "WARNING",
+    })
+    if os.environ.get("LEADLOOP_RULES"):
+        env["LEADLOOP_RULES"] = os.environ["LEADLOOP_RULES"]
+    return env
+
+
+def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
+    """Run the demo end to end; return the exit code."""
+    from integration import demo_data, services
+    from integration.migrate import upgrade
+    from integration.services import make_engine
+
+    if not keep and DEMO_DIR.exists():
+        stop_embedded_redis(DEMO_DIR)
+        shutil.rmtree(DEMO_DIR)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    redis_url = ensure_embedded_redis(DEMO_DIR)
+    port = _free_port()
+    env = _demo_env(port, redis_url)
+    os.environ.update(env)
+    config = load_config(env)
+    engine = make_engine(config["DATABASE_URL"])
+    upgrade(engine)
+    bin_dir = Path(sys.executable).parent
+    base = f"http://127.0.0.1:{port}"
+    print(f"leadloop demo: SQLite {DEMO_DIR / 'demo.db'}, embedded Redis, CRM writes in shadow mode")
+    logs = [open(DEMO_DIR / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
+    web = subprocess.Popen([str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                            "--chdir", str(PROJECT_ROOT), "wsgi:app"], env=env, stdout=logs[0],
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "integration.cli", "worker"], env=env, cwd=PROJECT_ROOT,
+                              stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_ready(base)
+        svc = services.Services.build(config)
+        started = time.monotonic()
+        dataset = demo_data.generate(leads=leads, seed=seed)
+        print(f"replaying {dataset.event_count} events for {dataset.lead_count} leads over 90 days "
+              f"through {base}/webhooks/...")
+        _replay(base, env, dataset.phase1)
+        _wait_drained(svc, "scoring")
+        if dataset.phase2_builder is not None:
+            feedback = dataset.phase2_builder(svc)
+            if feedback:
+                print(f"sales works the hand-offs: {sum(len(r.items) for r in feedback)} status changes "
+                      "come back through the CRM webhooks")
+                _replay(base, env, feedback)
+                _wait_drained(svc, "feedback")
+        elapsed = time.monotonic() - started
+        print_summary(svc, dataset.event_count, elapsed)
+        return 0
+    finally:
+        for process in (web, worker):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in (web, worker):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for log in logs:
+            log.close()
+        engine.dispose()
+
+
+def _replay(base: str, env: dict[str, str], requests_to_send: list[Any]) -> None:
+    total = sum(len(r.items) for r in requests_to_send)
+    with requests.Session() as http, tqdm(total=total, unit="event", desc="posting", ncols=80) as bar:
+        for outgoing in requests_to_send:
+            body, headers, path = outgoing.render(env)
+            response = http.post(base + path, data=body, headers=headers, timeout=30)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:300]}")
+            bar.update(len(outgoing.items))
+
+
+def _wait_drained(svc: Any, what: str, timeout: float = 600) -> None:
+    from integration.models import Event, OutboxWrite
+
+    with svc.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Event).where(Event.processed_at.is_(None)))
+    deadline = time.monotonic() + timeout
+    with tqdm(total=total, unit="event", desc=what, ncols=80) as bar:
+        while time.monotonic() < deadline:
+            with svc.sessions() as session:
+                left = session.scalar(select(func.count()).select_from(Event).where(Event.processed_at.is_(None)))
+                writes = session.scalar(select(func.count()).select_from(OutboxWrite)
+                                        .where(OutboxWrite.status == "pending"))
+            bar.n = max(0, total - left)
+            bar.refresh()
+            busy = len(svc.queue) or svc.queue.started_job_registry.count or svc.queue.scheduled_job_registry.count
+            if not left and not writes and not busy:
+                return
+            time.sleep(0.3)
+    raise RuntimeError(f"the queue did not drain within {timeout:.0f}s; see instance/demo/worker.log")
+
+
+def print_summary(svc: Any, events: int, elapsed: float) -> None:
+    from integration.models import Lead, OutboxWrite, ScoreRecord, Transition
+
+    with svc.sessions() as session:
+        leads = session.scalars(select(Lead).where(Lead.merged_into_id.is_(None))).all()
+        scorings = session.scalar(select(func.count()).select_from(ScoreRecord))
+        writes = session.execute(select(OutboxWrite.kind, OutboxWrite.status, func.count())
+                                 .group_by(OutboxWrite.kind, OutboxWrite.status)).all()
+        batches = session.scalar(select(func.count(func.distinct(OutboxWrite.batch_id)))
+                                 .where(OutboxWrite.kind == "update"))
+        handoffs = session.scalar(select(func.count()).select_from(Transition).where(Transition.to_stage == "mql"))
+        recycles = session.scalar(select(func.count()).select_from(Transition)
+                                  .where(Transition.to_stage == "recycled"))
+        tasks = session.scalars(select(OutboxWrite).where(OutboxWrite.kind == "task")
+                                .order_by(OutboxWrite.id)).all()
+        print()
+        print(f"done in {elapsed:.1f}s: {events} events, {events / elapsed:.0f} events/s end to end, "
+              f"{scorings} scorings for {len(leads)} leads")
+        bands = Counter(lead.band or "-" for lead in leads)
+        stages = Counter(lead.stage for lead in leads)
+        print("leads by band:  " + "  ".join(f"{b}={bands.get(b, 0)}" for b in ("hot", "warm", "cool", "cold")))
+        print("leads by stage: " + "  ".join(f"{s}={n}" for s, n in stages.most_common()))
+        print(f"hand-offs (became MQL): {handoffs}   recycled: {recycles}")
+        by_kind = Counter()
+        for kind, status, n in writes:
+            by_kind[(kind, status)] += n
+        print(f"CRM writes recorded in shadow mode: {by_kind[('update', 'shadow')]} field updates in "
+              f"{batches} batched calls, {by_kind[('task', 'shadow')]} tasks "
+              f"({by_kind[('update', 'superseded')]} updates superseded before sending)")
+        for task in tasks[:3]:
+            t = task.payload.get("task", {})
+            print(f"  task for {task.crm}:{task.crm_id}: {t.get('subject')} (due {t.get('due_at')}, "
+                  f"{t.get('priority')}, owner {t.get('owner_id')})")
+        print("\ntop reasons of a few leads:")
+        shown = 0
+        for band in ("hot", "warm", "cool", "cold"):
+            for lead in [lead for lead in leads if lead.band == band][:2 if band != "cold" else 1]:
+                record = session.scalars(select(ScoreRecord).where(ScoreRecord.lead_id == lead.id)
+                                         .order_by(ScoreRecord.id.desc()).limit(1)).first()
+                if record is None:
+                    continue
+                print(f"  {lead.ref} ({lead.email}) score {lead.score:g} {lead.band} grade {lead.grade} "
+                      f"stage {lead.stage}")
+                for reason in record.result.get("reasons", [])[:4]:
+                    print(f"      {reason['text']}")
+                shown += 1
+        print("\nexplore: .venv/bin/leadloop outbox --limit 5   |   .venv/bin/leadloop lead show <crm:id>")
+        print(f"(with DATABASE_URL=sqlite:///{DEMO_DIR / 'demo.db'} REDIS_URL={svc.config['REDIS_URL']})")
+        _ = json

@@ -1,0 +1,187 @@
+"""Storing events durably and finding their leads; the lead timeline.
+
+``store_events`` is the whole durability guarantee: the receiver answers 2xx only after the
+transaction it runs in has committed. Redeliveries are absorbed by the (source, event_key)
+unique constraint; a concurrent duplicate surfaces as an IntegrityError and the caller retries
+the transaction, which then sees the stored copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from integration.events import LeadEvent
+from integration.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    accepted: int
+    duplicates: int
+    ignored: int
+    lead_ids: frozenset[int]
+
+
+def _identity(event: LeadEvent) -> tuple[str, str, str] | tuple[str, str]:
+    if event.crm and event.crm_id:
+        return ("crm", event.crm, event.crm_id)
+    return ("email", event.email or "")
+
+
+def resolve_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, Lead]:
+    """Return the lead of every event identity, creating leads that do not exist yet.
+
+    A CRM record first seen by email (a web-only lead) is claimed by the CRM record, and
+    web activity by email attaches to the CRM lead with that address when there is one.
+    """
+    crm_keys = {(e.crm, e.crm_id) for e in events if e.crm and e.crm_id}
+    emails = {e.email for e in events if e.email}
+    found: dict[tuple, Lead] = {}
+    if crm_keys:
+        for lead in session.scalars(select(Lead).where(tuple_(Lead.crm, Lead.crm_id).in_(crm_keys))):
+            found[("crm", lead.crm, lead.crm_id)] = lead
+    by_email: dict[str, list[Lead]] = {}
+    if emails:
+        rows = session.scalars(select(Lead).where(Lead.email.in_(emails)).order_by(Lead.id))
+        for lead in rows:
+            by_email.setdefault(lead.email, []).append(lead)
+
+    def follow(lead: Lead) -> Lead:
+        seen = 0
+        while lead.merged_into_id is not None and seen < 10:
+            lead = session.get(Lead, lead.merged_into_id)
+            seen += 1
+        return lead
+
+    for event in events:
+        key = _identity(event)
+        if key in found:
+            continue
+        candidates = [lead for lead in by_email.get(event.email or "", []) if lead.merged_into_id is None]
+        if key[0] == "crm":
+            web_only = next((lead for lead in candidates if lead.crm is None), None)
+            if web_only is not None:
+                web_only.crm, web_only.crm_id = event.crm, event.crm_id
+                found[key] = web_only
+                continue
+            lead = Lead(crm=event.crm, crm_id=event.crm_id, email=event.email, fields={}, field_times={})
+        else:
+            crm_lead = next((lead for lead in reversed(candidates) if lead.crm is not None), None)
+            if crm_lead is not None or candidates:
+                found[key] = crm_lead or candidates[0]
+                continue
+            lead = Lead(email=event.email, fields={}, field_times={})
+        session.add(lead)
+        found[key] = lead
+        if event.email:
+            by_email.setdefault(event.email, []).append(lead)
+    session.flush()
+    return {key: follow(lead) for key, lead in found.items()}
+
+
+def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime) -> StoreResult:
+    """Insert the events not stored before; return counts and the leads touched.
+
+    Does not commit: the caller commits, then acknowledges. Raises IntegrityError when a
+    concurrent request stored the same event first (retry the transaction).
+    """
+    unique: dict[tuple[str, str], LeadEvent] = {}
+    for event in events:
+        unique.setdefault((event.source, event.event_key), event)
+    in_batch_duplicates = len(events) - len(unique)
+    existing: set[tuple[str, str]] = set()
+    keys = list(unique)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        existing.update((source, key) for source, key in session.execute(
+            select(Event.source, Event.event_key).where(tuple_(Event.source, Event.event_key).in_(chunk))
+        ))
+    fresh = [event for key, event in unique.items() if key not in existing]
+    if not fresh:
+        return StoreResult(0, len(events), 0, frozenset())
+    leads = resolve_leads(session, fresh)
+    rows = []
+    for event in fresh:
+        lead = leads[_identity(event)]
+        rows.append({
+            "source": event.source, "event_key": event.event_key, "lead_id": lead.id,
+            "kind": event.kind, "occurred_at": event.occurred_at, "received_at": received_at,
+            "fields": event.fields, "properties": event.properties, "raw": event.raw,
+            "processed_at": None,
+        })
+    session.execute(insert(Event), rows)
+    ignored = sum(1 for event in fresh if event.kind == "ignored")
+    return StoreResult(
+        accepted=len(fresh),
+        duplicates=in_batch_duplicates + len(existing),
+        ignored=ignored,
+        lead_ids=frozenset(row["lead_id"] for row in rows),
+    )
+
+
+def find_lead(session: Session, ref: str) -> Lead | None:
+    """Return the lead named ``crm:id``, ``email:address``, a bare email or a numeric id."""
+    kind, _, value = ref.partition(":")
+    if not value:
+        if ref.isdigit():
+            return session.get(Lead, int(ref))
+        kind, value = "email", ref
+    if kind == "email":
+        return session.scalars(
+            select(Lead).where(Lead.email == value.lower(), Lead.merged_into_id.is_(None)).order_by(Lead.id)
+        ).first()
+    if kind == "id" and value.isdigit():
+        return session.get(Lead, int(value))
+    return session.scalars(select(Lead).where(Lead.crm == kind, Lead.crm_id == value)).first()
+
+
+def lead_timeline(session: Session, lead_id: int) -> list[tuple[datetime, str, dict[str, Any]]]:
+    """Return everything that happened to a lead, oldest first: events, scores, stage changes,
+    CRM writes, as ``(when, what, details)``."""
+    rows: list[tuple[datetime, str, dict[str, Any]]] = []
+    for e in session.scalars(select(Event).where(Event.lead_id == lead_id)):
+        rows.append((e.occurred_at, "event", {"source": e.source, "kind": e.kind, "key": e.event_key,
+                                              "fields": e.fields, "properties": e.properties,
+                                              "processed": e.processed_at is not None}))
+    for s in session.scalars(select(ScoreRecord).where(ScoreRecord.lead_id == lead_id)):
+        rows.append((s.computed_at, "score", {"score": s.score, "band": s.band, "grade": s.grade,
+                                              "mql": s.mql, "rules_version": s.rules_version,
+                                              "summary": s.summary}))
+    for t in session.scalars(select(Transition).where(Transition.lead_id == lead_id)):
+        rows.append((t.at, "stage", {"from": t.from_stage, "to": t.to_stage, "cause": t.cause,
+                                     "detail": t.detail, "rules_version": t.rules_version}))
+    for w in session.scalars(select(OutboxWrite).where(OutboxWrite.lead_id == lead_id)):
+        rows.append((w.created_at, "crm-write", {"kind": w.kind, "status": w.status, "crm": w.crm,
+                                                 "crm_id": w.crm_id, "payload": w.payload,
+                                                 "error": w.last_error}))
+    rows.sort(key=lambda row: _aware(row[0]))
+    return rows
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def pending_lead_ids(session: Session, older_than: datetime, limit: int = 5000) -> list[int]:
+    """Return leads with events received before ``older_than`` and still unprocessed."""
+    return list(session.scalars(
+        select(Event.lead_id).where(Event.processed_at.is_(None), Event.received_at < older_than)
+        .group_by(Event.lead_id).limit(limit)
+    ))
+
+
+def merged_lead_ids(session: Session, crm: str, crm_ids: Iterable[str]) -> list[Lead]:
+    """Return the live leads of ``crm`` with these record ids."""
+    ids = list(crm_ids)
+    if not ids:
+        return []
+    return list(session.scalars(select(Lead).where(and_(Lead.crm == crm, Lead.crm_id.in_(ids),
+                                                         or_(Lead.merged_into_id.is_(None))))))

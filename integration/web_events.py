@@ -1,0 +1,139 @@
+"""The generic signed intake for website and product activity: ``POST /webhooks/events``.
+
+Signature like Stripe's: ``X-Leadloop-Signature: t=<unix>,v1=<hex hmac-sha256 of "t.body">``,
+checked over the raw bytes against every secret in ``LEADLOOP_EVENTS_SECRETS`` (rotation), with a
+300-second tolerance either way. Only then is the JSON parsed and validated (marshmallow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from connectors.base import Endpoint, InboundRequest, PayloadError, SignatureError, secret_list
+from connectors.salesforce.webhook import id18
+from integration.events import ACTIVITY_KINDS, LeadEvent
+
+SIGNATURE_HEADER = "X-Leadloop-Signature"
+TOLERANCE_SECONDS = 300
+MAX_EVENTS = 1000
+MAX_BODY = 5 * 1024 * 1024
+CRMS = ("hubspot", "salesforce")
+#: One record, one key: Salesforce ids arrive as 15 or 18 characters; we keep the 18 form.
+CRM_ID_FORMS = {"salesforce": id18}
+
+
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return the ``X-Leadloop-Signature`` value for ``body`` (what senders compute)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(request: InboundRequest, config: Mapping[str, Any], now: float | None = None) -> None:
+    """Raise ``SignatureError`` unless the body was signed by a configured secret, recently."""
+    secrets = secret_list(config.get("LEADLOOP_EVENTS_SECRETS"))
+    if not secrets:
+        raise SignatureError("no signing secret configured (LEADLOOP_EVENTS_SECRETS)")
+    header = request.headers.get(SIGNATURE_HEADER)
+    if not header:
+        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    timestamp, signatures = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1":
+            signatures.append(value)
+    if timestamp is None or not timestamp.isdigit():
+        raise SignatureError("signature header has no valid timestamp (t=)")
+    if not signatures:
+        raise SignatureError("signature header has no v1 signature")
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+        raise SignatureError("timestamp outside the 300 s tolerance")
+    signed = timestamp.encode() + b"." + request.body
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            return
+    raise SignatureError("signature does not match")
+
+
+class EventSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # senders may add fields; we keep them in raw
+
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    occurred_at = fields.AwareDateTime(required=True, format="iso",
+                                       error_messages={"invalid_awareness": "must be ISO-8601 with an offset"})
+    email = fields.Email(load_default=None)
+    crm = fields.String(load_default=None, validate=validate.OneOf(CRMS))
+    crm_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    properties = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @validates_schema
+    def _identity(self, data: dict[str, Any], **_: Any) -> None:
+        if bool(data.get("crm")) != bool(data.get("crm_id")):
+            raise ValidationError("crm and crm_id go together", "crm_id")
+        if not data.get("email") and not data.get("crm"):
+            raise ValidationError("an event needs an email or crm + crm_id", "email")
+
+
+_events_schema = EventSchema(many=True)
+
+
+def _flatten(messages: Any, path: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            sub = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+            out.extend(_flatten(value, sub))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{path or '$'}: {m}" for m in messages]
+    return [f"{path or '$'}: {messages}"]
+
+
+def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
+    """Return the events of a JSON array body; raises ``PayloadError`` listing every field error."""
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise PayloadError("body must be a JSON array of events")
+    if len(data) > MAX_EVENTS:
+        raise PayloadError(f"at most {MAX_EVENTS} events per request (got {len(data)})")
+    known = config.get("_activity_kinds") or ACTIVITY_KINDS
+    try:
+        loaded = _events_schema.load(data)
+    except ValidationError as exc:
+        raise PayloadError("; ".join(_flatten(exc.messages))) from None
+    bad = [f"[{i}].type: unknown event type {e['type']!r}" for i, e in enumerate(loaded) if e["type"] not in known]
+    if bad:
+        raise PayloadError("; ".join(bad))
+    events = []
+    for raw, item in zip(data, loaded, strict=True):
+        if item["crm"] in CRM_ID_FORMS:
+            item["crm_id"] = CRM_ID_FORMS[item["crm"]](item["crm_id"])
+        properties = dict(item["properties"])
+        form_fields = properties.get("fields") if item["type"] == "form_submit" else None
+        events.append(LeadEvent(
+            source="web", kind=item["type"], event_key=item["id"], occurred_at=item["occurred_at"].astimezone(UTC),
+            crm=item["crm"], crm_id=item["crm_id"], email=(item["email"] or "").lower() or None,
+            fields=dict(form_fields) if isinstance(form_fields, dict) else {},
+            properties=properties, raw=raw,
+        ))
+    return events
+
+
+ENDPOINT = Endpoint(rule="/events", name="events", verify=verify, parse=parse, max_body=MAX_BODY)

@@ -1,0 +1,135 @@
+"""The webhook receiver: one HTTP flow for every inbound endpoint of every source.
+
+Status policy (the same for HubSpot, Salesforce and the generic intake):
+
+- body larger than the endpoint allows      -> 413, nothing read further
+- missing, bad or stale signature / token  -> 401, checked over the raw bytes before parsing
+- unparseable or invalid payload           -> 400 with every reason we found
+- known but ignored event types            -> stored, 200 (so the sender stops retrying)
+- the store is unreachable                 -> 503 (the sender retries later)
+- stored and committed                     -> 200 ``{"accepted", "duplicates"}`` (SOAP Ack for
+                                              Salesforce), and only then
+
+Never a 500 for bad input. Enqueueing happens after the commit; if Redis is down then, the
+events are still stored and the sweeper (cron) enqueues them, so the answer stays 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from connectors.base import Endpoint, InboundRequest, IntakeResult, WebhookError
+from integration.queue import request_rescore
+from integration.store import store_events
+
+log = logging.getLogger(__name__)
+STORE_ATTEMPTS = 3
+
+
+def json_ok(result: IntakeResult) -> tuple[Any, int, dict[str, str]]:
+    return jsonify({"accepted": result.accepted, "duplicates": result.duplicates,
+                    "ignored": result.ignored}), 200, {}
+
+
+def json_error(status: int, reason: str) -> tuple[Any, int, dict[str, str]]:
+    headers = {"Retry-After": "30"} if status == 503 else {}
+    return jsonify({"error": reason}), status, headers
+
+
+def public_url(config: dict[str, Any]) -> str:
+    """The URL the sender called: ``PUBLIC_BASE_URL`` + the raw request URI as received.
+
+    Behind a proxy the Host header and scheme we see are the proxy's; URL-bound signatures
+    are computed by the sender over the public URL, so we rebuild it from configuration.
+    """
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw_uri:
+        raw_uri = quote(request.path, safe="/:@!$&'()*+,;=-._~")
+        if request.query_string:
+            raw_uri += "?" + request.query_string.decode("latin-1")
+    base = config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+    return base + raw_uri
+
+
+def _read_body(limit: int) -> bytes | None:
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = request.stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def receive(endpoint: Endpoint, **path_params: str) -> Response:
+    svc = current_app.extensions["leadloop"]
+    ok_response = endpoint.ok_response or json_ok
+    error_response = endpoint.error_response or json_error
+
+    def refuse(status: int, reason: str) -> Response:
+        log.info("webhook %s refused: %s %s", endpoint.name, status, reason)
+        body, code, headers = error_response(status, reason)
+        return current_app.make_response((body, code, headers))
+
+    body = _read_body(endpoint.max_body)
+    if body is None:
+        return refuse(413, f"body larger than {endpoint.max_body} bytes")
+    inbound = InboundRequest(method=request.method, url=public_url(svc.config), headers=request.headers,
+                             body=body, path_params=path_params)
+    config = {**svc.config, "_activity_kinds": svc.rules.activity_kinds}
+    try:
+        endpoint.verify(inbound, config)
+        events = endpoint.parse(inbound, config)
+    except WebhookError as refusal:
+        return refuse(refusal.status, str(refusal))
+    received_at = datetime.now(UTC)
+    result = None
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            with svc.sessions.begin() as session:
+                result = store_events(session, events, received_at)
+            break
+        except IntegrityError:
+            # A concurrent delivery of the same events committed first; the retry sees them.
+            if attempt == STORE_ATTEMPTS - 1:
+                log.exception("webhook %s: could not store after %d attempts", endpoint.name, STORE_ATTEMPTS)
+                return refuse(503, "storage conflict, retry later")
+            time.sleep(0.05 * (attempt + 1))
+        except DBAPIError:
+            log.exception("webhook %s: store unavailable", endpoint.name)
+            return refuse(503, "store unavailable, retry later")
+    assert result is not None
+    if result.lead_ids:
+        try:
+            request_rescore(svc.queue, result.lead_ids)
+        except RedisError:
+            log.warning("webhook %s: stored %d event(s) but Redis is down; the sweeper will enqueue them",
+                        endpoint.name, result.accepted)
+    body, code, headers = ok_response(IntakeResult(result.accepted, result.duplicates, result.ignored))
+    return current_app.make_response((body, code, headers))
+
+
+def endpoints() -> list[Endpoint]:
+    """Every inbound endpoint: the generic intake, then each connector's."""
+    from connectors import registry
+    from integration.web_events import ENDPOINT
+
+    found = [ENDPOINT]
+    for connector in registry().values():
+        found.extend(connector.endpoints)
+    return found
+
+
+def init_app(app: Flask) -> None:
+    blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+    for endpoint in endpoints():
+        def view(_endpoint: Endpoint = endpoint, **params: str) -> Response:
+            return receive(_endpoint, **params)
+
+        blueprint.add_url_rule(endpoint.rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
+    app.register_blueprint(blueprint)

@@ -1,0 +1,26 @@
+"""leadloop's pure scoring engine: rules file in, verdict on a lead out.
+
+Nothing in this package reads the clock, the network or the database; the only I/O is
+reading a rules file in ``load_rules_file``. Time is always an argument (``as_of``).
+
+    rules = load_rules_file("rules/leadloop.yaml")
+    result = score_lead(LeadProfile({"email": "ada@acme.com"}), signals, rules, as_of)
+    ok, output = check_rules_text(text, "rules/leadloop.yaml")   # `leadloop rules check FILE`
+"""
+
+from scoring.engine import score_lead
+from scoring.model import LeadProfile, Reason, ScoreResult, Signal
+from scoring.rules import (
+    Rules,
+    RulesError,
+    check_rules_file,
+    check_rules_text,
+    load_rules,
+    load_rules_file,
+    rules_version,
+)
+
+__all__ = [
+    "LeadProfile", "Reason", "Rules", "RulesError", "ScoreResult", "Signal", "check_rules_file",
+    "check_rules_text", "load_rules", "load_rules_file", "rules_version", "score_lead",
+]

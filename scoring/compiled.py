@@ -1,0 +1,393 @@
+"""The rules file compiled once at load into matchers the engine runs per lead.
+
+Everything that can be decided when the file loads is decided here: regexes and URL globs are
+compiled, decay turned into rate constants, signal checks indexed by event kind, domain
+lists frozen, so scoring a lead does no parsing and little allocation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from scoring.checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, domain_matches, suffix_matcher
+from scoring.fields import as_number, as_text, is_present, is_truthy
+from scoring.rules_fields import duration_seconds
+from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
+from scoring.wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay
+
+BAND_RANK: Mapping[str, int] = {band: rank for rank, band in enumerate(BAND_NAMES)}
+#: What a kind-index entry feeds: an engagement rule, a signal condition, a negative signal.
+TARGET_RULE, TARGET_CONDITION, TARGET_NEGATIVE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    name: str
+    intent: str
+    tags: frozenset[str]
+
+
+@dataclass(slots=True)
+class SignalMatcher:
+    """Which signals a rule or condition looks at, beyond the event kind it is indexed by."""
+
+    assets: frozenset[str] | None = None
+    intents: frozenset[str] | None = None
+    tags: frozenset[str] | None = None
+    url: re.Pattern[str] | None = None
+    properties: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def matches_static(self, asset: Asset | None, url: Any) -> bool:
+        """Return whether the asset and URL fit (everything but ``properties``)."""
+        if self.assets is not None and (asset is None or asset.id not in self.assets):
+            return False
+        if self.intents is not None and (asset is None or asset.intent not in self.intents):
+            return False
+        if self.tags is not None and (asset is None or self.tags.isdisjoint(asset.tags)):
+            return False
+        return self.url is None or (isinstance(url, str) and self.url.match(url) is not None)
+
+    def matches_properties(self, properties: Mapping[str, Any]) -> bool:
+        for name, allowed in self.properties:
+            value = properties.get(name)
+            if value is None or as_text(value) not in allowed:
+                return False
+        return True
+
+
+#: What one signal feeds: (TARGET_*, target, matcher whose properties still need checking).
+Route = tuple[tuple[tuple[int, Any, "SignalMatcher | None"], ...], "Asset | None"]
+
+
+class SignalRouter:
+    """Decides once per (kind, asset id, url) which rules and conditions a signal feeds.
+
+    Leads share kinds, assets and pages, so the answer is cached; only property checks
+    (``property: {form: demo}``) run per signal.
+    """
+
+    MAX_CACHED = 200_000
+
+    def __init__(self, by_kind: Mapping[str, list[tuple[int, Any, SignalMatcher]]],
+                 any_kind: list[tuple[int, Any, SignalMatcher]], assets: Mapping[str, Asset],
+                 asset_for_url: Callable[[str], Asset | None]):
+        self.by_kind, self.any_kind = by_kind, any_kind
+        self.assets, self.asset_for_url = assets, asset_for_url
+        self.cache: dict[tuple[str, Any, Any], Route] = {}
+
+    def route(self, kind: str, asset_id: Any, url: Any) -> Route:
+        """Return the targets a signal of this kind, asset id and URL feeds, and its asset."""
+        if asset_id is not None:
+            asset = self.assets.get(asset_id) if isinstance(asset_id, str) else None
+        else:
+            asset = self.asset_for_url(url) if isinstance(url, str) and url else None
+        entries = [*self.by_kind.get(kind, ()), *self.any_kind]
+        found = tuple((code, target, matcher if matcher.properties else None)
+                      for code, target, matcher in entries if matcher.matches_static(asset, url))
+        if len(self.cache) >= self.MAX_CACHED:
+            self.cache.clear()
+        route = self.cache[(kind, asset_id, url)] = (found, asset)
+        return route
+
+
+@dataclass(slots=True)
+class EngagementRule:
+    id: str
+    points: float
+    matcher: SignalMatcher
+    group: str | None
+    #: ln 2 / half-life in seconds, 0.0 without half-life decay.
+    decay_rate: float
+    #: Seconds after which a signal stops counting (math.inf: never).
+    lifespan: float
+    #: At most this many signals count (0: no limit) ...
+    limit_count: int
+    #: ... within any window of this many seconds (math.inf: ever).
+    limit_window: float
+    limit_note: str
+    decay_note: str
+    text: str
+    fallback_object: str
+    #: Reason words per asset label, filled while scoring (labels are few: asset names).
+    words: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Condition:
+    """One compiled ``when_any`` entry; ``subject`` says which attribute applies."""
+
+    subject: str
+    label: str
+    field: str = ""
+    test: Callable[[Any], bool] | None = None
+    signal_index: int = -1
+    negative: str = ""
+    threshold: float = 0.0
+    grades: frozenset[str] = frozenset()
+    disqualified: bool = False
+
+
+@dataclass(slots=True)
+class ConditionRule:
+    """An override, priority or disqualify rule: any condition holding makes it apply."""
+
+    id: str
+    conditions: tuple[Condition, ...]
+    text: str
+    force: str | None = None
+    at_least: str | None = None
+    unless_disqualified: bool = True
+    priority: str = ""
+
+
+@dataclass(slots=True)
+class NegativeRule:
+    name: str
+    points: float
+    text: str
+    basis: str
+
+
+@dataclass
+class CompiledRules:
+    assets: dict[str, Asset]
+    router: SignalRouter
+    fit: list[tuple[str, str, float, Callable[[Any], bool], str]]
+    grades: tuple[tuple[float, str], ...]
+    engagement: list[EngagementRule]
+    signal_windows: list[float]
+    group_caps: dict[str, float]
+    total_cap: float
+    negatives: dict[str, NegativeRule]
+    domain_flags: Callable[[str], tuple[str, ...]]
+    student_title: re.Pattern[str] | None
+    default_region: str | None
+    bands: tuple[tuple[float, str], ...]
+    playbooks: dict[str, str]
+    overrides: list[ConditionRule]
+    priority: list[ConditionRule]
+    disqualify: list[ConditionRule]
+    mql_bands: frozenset[str]
+    mql_grades: frozenset[str]
+    mql_min_score: float
+    signal_labels: list[str] = field(default_factory=list)
+
+
+def url_pattern(globs: list[str]) -> re.Pattern[str]:
+    """Return one regex for URL globs; a glob starting with ``/`` matches the URL's path."""
+    parts = []
+    for glob in globs:
+        body = fnmatch.translate(glob)
+        parts.append(r"(?:[a-z][a-z0-9+.-]*://[^/]*)?" + body if glob.startswith("/") else body)
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+
+
+def field_test(check: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """Return a predicate on a field value for one field check (operators in FIELD_OPERATORS)."""
+    if "equals" in check:
+        expected = check["equals"]
+        if isinstance(expected, bool):
+            return lambda value: value is not None and is_truthy(value) == expected
+        if isinstance(expected, int | float):
+            return lambda value: as_number(value) == expected
+        text = as_text(expected)
+        return lambda value: value is not None and as_text(value) == text
+    if "in" in check:
+        options = frozenset(as_text(option) for option in check["in"])
+        return lambda value: is_present(value) and as_text(value) in options
+    if "contains" in check:
+        parts = tuple(as_text(part) for part in check["contains"])
+        return lambda value: is_present(value) and any(part in as_text(value) for part in parts)
+    if "regex" in check:
+        pattern = re.compile(check["regex"], re.IGNORECASE)
+        return lambda value: is_present(value) and pattern.search(str(value)) is not None
+    if "present" in check:
+        wanted = check["present"]
+        return lambda value: is_present(value) == wanted
+    low = check.get("min", -math.inf)
+    high = check.get("max", math.inf)
+
+    def in_range(value: Any) -> bool:
+        number = as_number(value)
+        return number is not None and low <= number <= high
+
+    return in_range
+
+
+def signal_matcher(spec: Mapping[str, Any]) -> SignalMatcher:
+    """Return the matcher for the asset/intent/tag/url/property keys of a rule or condition."""
+    return SignalMatcher(
+        assets=frozenset(spec["asset"]) if "asset" in spec else None,
+        intents=frozenset(spec["intent"]) if "intent" in spec else None,
+        tags=frozenset(spec["tag"]) if "tag" in spec else None,
+        url=url_pattern(spec["url"]) if "url" in spec else None,
+        properties=tuple((name, frozenset(as_text(v) for v in values))
+                         for name, values in sorted(spec.get("property", {}).items())),
+    )
+
+
+def _engagement_rule(spec: Mapping[str, Any]) -> EngagementRule:
+    decay = spec.get("decay", {})
+    limit = spec.get("limit", {})
+    half_life = duration_seconds(decay["half_life"]) if "half_life" in decay else 0
+    kind = spec["kind"][0]
+    return EngagementRule(
+        id=spec["id"], points=spec["points"], matcher=signal_matcher(spec), group=spec.get("group"),
+        decay_rate=math.log(2) / half_life if half_life else 0.0,
+        lifespan=duration_seconds(decay["lifespan"]) if "lifespan" in decay else math.inf,
+        limit_count=limit.get("count", 0),
+        limit_window=duration_seconds(limit["per"]) if "per" in limit else math.inf,
+        limit_note=(f"max {limit['count']} per {limit['per']}" if "per" in limit
+                    else f"max {limit['count']}") if limit else "",
+        decay_note=(", " + describe_decay(decay)) if decay else "",
+        text=spec.get("text") or KIND_PHRASES.get(kind, kind.replace("_", " ") + " {asset}"),
+        fallback_object=KIND_FALLBACK_OBJECTS.get(kind, "it"),
+    )
+
+
+class _Indexer:
+    """Collects signal matchers by event kind while rules and conditions compile."""
+
+    def __init__(self, assets: Mapping[str, Asset]):
+        self.by_kind: dict[str, list[tuple[int, Any, SignalMatcher]]] = {}
+        self.any_kind: list[tuple[int, Any, SignalMatcher]] = []
+        self.windows: list[float] = []
+        self.labels: list[str] = []
+        self.assets = assets
+
+    def add(self, code: int, target: Any, spec: Mapping[str, Any]) -> None:
+        entry = (code, target, signal_matcher(spec))
+        for kind in spec.get("kind") or ():
+            self.by_kind.setdefault(kind, []).append(entry)
+        if not spec.get("kind"):
+            self.any_kind.append(entry)
+
+    def condition(self, spec: Mapping[str, Any]) -> Condition:
+        if "field" in spec:
+            return Condition("field", _field_label(spec), field=spec["field"], test=field_test(spec))
+        if "negative" in spec:
+            return Condition("negative", NEGATIVE_TEXTS[spec["negative"]].split(" (")[0],
+                             negative=spec["negative"])
+        if "score_below" in spec:
+            return Condition("score_below", f"score below {spec['score_below']:g}",
+                             threshold=spec["score_below"])
+        if "grade" in spec:
+            return Condition("grade", "grade " + "/".join(spec["grade"]), grades=frozenset(spec["grade"]))
+        if "disqualified" in spec:
+            return Condition("disqualified", "disqualified", disqualified=spec["disqualified"])
+        index = len(self.windows)
+        self.windows.append(duration_seconds(spec["within"]) if "within" in spec else math.inf)
+        self.labels.append(_signal_label(spec, self.assets))
+        self.add(TARGET_CONDITION, index, spec)
+        return Condition("signal", self.labels[-1], signal_index=index)
+
+    def rule(self, spec: Mapping[str, Any], **extra: Any) -> ConditionRule:
+        conditions = tuple(self.condition(c) for c in spec["when_any"])
+        return ConditionRule(spec["id"], conditions, spec.get("text") or spec.get("reason") or "", **extra)
+
+
+def _field_label(spec: Mapping[str, Any]) -> str:
+    label = spec["field"].replace("_", " ")
+    if "present" in spec:
+        return ("has " if spec["present"] else "no ") + label
+    for op in ("equals", "in", "contains", "regex"):
+        if op in spec:
+            value = spec[op]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            return f"{label} {'is' if op in ('equals', 'in') else 'matches'} {shown}"
+    return f"{label} {spec.get('min', '')}–{spec.get('max', '')}".rstrip("–")
+
+
+def _signal_label(spec: Mapping[str, Any], assets: Mapping[str, Asset]) -> str:
+    parts = [" or ".join(k.replace("_", " ") for k in spec.get("kind", []))]
+    parts += [assets[a].name if a in assets else a for a in spec.get("asset", [])]
+    parts += [f"{t} content" for t in spec.get("tag", [])] + [f"{i} content" for i in spec.get("intent", [])]
+    return " ".join(p for p in parts if p) or "activity"
+
+
+def _domain_flags(free: frozenset[str], disposable: frozenset[str], students: frozenset[str],
+                  competitors: frozenset[str]) -> Callable[[str], tuple[str, ...]]:
+    @lru_cache(maxsize=65536)
+    def flags(domain: str) -> tuple[str, ...]:
+        found = []
+        if domain_matches(domain, disposable):
+            found.append("disposable")
+        elif domain_matches(domain, free):
+            found.append("free_mail")
+        if domain_matches(domain, students):
+            found.append("student")
+        if domain_matches(domain, competitors):
+            found.append("competitor")
+        return tuple(found)
+
+    return flags
+
+
+def _asset_for_url(assets: Mapping[str, Asset], specs: Mapping[str, Any]) -> Callable[[str], Asset | None]:
+    patterns = [(url_pattern(spec["urls"]), assets[asset_id]) for asset_id, spec in specs.items()
+                if spec.get("urls")]
+
+    @lru_cache(maxsize=65536)
+    def lookup(url: str) -> Asset | None:
+        return next((asset for pattern, asset in patterns if pattern.match(url)), None)
+
+    return lookup
+
+
+def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
+    """Return the compiled form of validated rules data (``Rules.data``)."""
+    assets = {asset_id: Asset(asset_id, spec["name"], spec["intent"], frozenset(spec.get("tags", ())))
+              for asset_id, spec in data["assets"].items()}
+    index = _Indexer(assets)
+    engagement = [_engagement_rule(spec) for spec in data["engagement"]]
+    for position, spec in enumerate(data["engagement"]):
+        index.add(TARGET_RULE, position, spec)
+    negative = {name: spec for name, spec in data["negative"].items() if spec.get("enabled", True)}
+    negatives = {name: NegativeRule(name, spec["points"], spec.get("text") or NEGATIVE_TEXTS[name],
+                                    NEGATIVE_SIGNALS[name]) for name, spec in negative.items()}
+    for kind in ("bounce", "unsubscribe"):
+        if kind in negatives:
+            index.add(TARGET_NEGATIVE, kind, {"kind": [kind]})
+
+    def domains(name: str, key: str) -> frozenset[str]:
+        return suffix_matcher(negative.get(name, {}).get(key, ()))
+
+    titles = negative.get("student", {}).get("job_titles", ())
+    overrides = [index.rule(s, force=s.get("force"), at_least=s.get("at_least"),
+                            unless_disqualified=s["unless_disqualified"]) for s in data["overrides"]]
+    priority = [index.rule(s, priority=s["priority"]) for s in data["priority"]]
+    disqualify = [index.rule(s) for s in data["disqualify"]]
+    bands = data["bands"]
+    return CompiledRules(
+        assets=assets,
+        fit=[(spec["id"], spec["field"], spec["points"], field_test(spec), spec.get("text", ""))
+             for spec in data["fit"]],
+        grades=tuple((data["grades"][g], g) for g in ("A", "B", "C")),
+        engagement=engagement,
+        signal_windows=index.windows, signal_labels=index.labels,
+        group_caps=dict(data["engagement_caps"].get("groups", {})),
+        total_cap=data["engagement_caps"].get("total", math.inf),
+        negatives=negatives,
+        domain_flags=_domain_flags(
+            (FREE_MAIL_DOMAINS | domains("free_mail", "extra_domains")) if "free_mail" in negative
+            else frozenset(),
+            (DISPOSABLE_DOMAINS | domains("disposable", "extra_domains")) if "disposable" in negative
+            else frozenset(),
+            domains("student", "domains"), domains("competitor", "domains")),
+        student_title=re.compile(r"\b(?:" + "|".join(re.escape(t) for t in titles) + r")\b", re.IGNORECASE)
+        if titles else None,
+        default_region=negative.get("invalid_phone", {}).get("default_region"),
+        bands=tuple((bands[b]["from"], b) for b in reversed(BAND_NAMES[1:])),
+        playbooks={b: bands[b]["playbook"] for b in BAND_NAMES},
+        overrides=overrides, priority=priority, disqualify=disqualify,
+        router=SignalRouter(index.by_kind, index.any_kind, assets, _asset_for_url(assets, data["assets"])),
+        mql_bands=frozenset(data["mql"]["bands"]), mql_grades=frozenset(data["mql"]["grades"]),
+        mql_min_score=data["mql"].get("min_score", -math.inf),
+    )

@@ -1,0 +1,263 @@
+"""Rules-file sections for the lead lifecycle (working hours, playbooks, hand-off, routing, SLA,
+feedback, recycle, CRM stage mapping). Owned by the lifecycle work; the rules loader nests these.
+
+Contract with ``scoring.rules``: ``LIFECYCLE_SECTIONS`` maps a top-level key of the rules file
+to the marshmallow schema that validates it (all optional); ``build(sections)`` turns the loaded
+sections into the object exposed as ``Rules.lifecycle``. The schemas and the vocabulary
+(stages, playbooks, reason codes) live in ``scoring.lifecycle_schemas``; ``build`` accepts the
+raw or the loaded sections (it validates them again, which is idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import time, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from scoring.business_time import working_day_length
+from scoring.lifecycle_schemas import (
+    PLAYBOOKS,
+    WEEKDAYS,
+    CrmStagesSchema,
+    FeedbackSchema,
+    HandoffSchema,
+    PlaybookSchema,
+    PlaybooksSchema,
+    RecycleSchema,
+    SlaSchema,
+    WorkingHoursSchema,
+    canonical_field,
+    parse_duration,
+)
+
+LIFECYCLE_SECTIONS: dict[str, type[Schema]] = {
+    "working_hours": WorkingHoursSchema,
+    "playbooks": PlaybooksSchema,
+    "handoff": HandoffSchema,
+    "sla": SlaSchema,
+    "feedback": FeedbackSchema,
+    "recycle": RecycleSchema,
+    "crm_stages": CrmStagesSchema,
+}
+
+
+# --- the typed object ------------------------------------------------------------------------
+
+#: Used for a playbook the file leaves out (matches rules/lifecycle-default.yaml).
+DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
+    "nurture_only": {"task": False},
+    "automated_follow_up": {"task": False},
+    "individual_follow_up": {"due": "1d", "priority": "normal", "type": "email",
+                             "subject": "Follow up with {name} ({band} lead, score {score})"},
+    "call_now": {"due": "1h", "priority": "high", "type": "call",
+                 "subject": "Call {name} now: {band} lead, score {score}"},
+}
+#: Used when the file's ``sla`` section has no entry for a playbook, its band or ``default``.
+DEFAULT_SLA: dict[str, Any] = {"escalation": ["remind", "reassign", "recycle"], "max_misses": 3}
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    opens: time
+    closes: time
+    #: ``date.weekday()`` numbers, Monday = 0.
+    workdays: frozenset[int]
+    #: Used when the rep's own timezone / country is unknown.
+    timezone: str
+    country: str | None
+
+    @property
+    def day_length(self) -> timedelta:
+        """Length of one working day, the unit of ``"1d"`` in a playbook's ``due``."""
+        return working_day_length((self.opens, self.closes))
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    task: bool
+    #: Working time from hand-off to the task's due time.
+    due: timedelta
+    priority: str
+    type: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    #: All must hold; empty matches every lead.
+    when: tuple[Condition, ...]
+    team: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    rep_id: str
+    weight: int = 1
+    available: bool = True
+    timezone: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    members: tuple[TeamMember, ...]
+
+    def without(self, rep_ids: tuple[str, ...] | frozenset[str]) -> Team:
+        """Return this team with ``rep_ids`` marked unavailable (absent, or skipped on reassign)."""
+        return replace(self, members=tuple(replace(member, available=False) if member.rep_id in rep_ids
+                                           else member for member in self.members))
+
+
+@dataclass(frozen=True)
+class HandoffRules:
+    keep_existing_owner: bool
+    fallback_owner: str | None
+    routes: tuple[Route, ...]
+    teams: dict[str, Team]
+
+    def member(self, rep_id: str | None) -> TeamMember | None:
+        """Return the team member entry of ``rep_id`` (for its timezone/country), if listed."""
+        return next((member for team in self.teams.values() for member in team.members
+                     if member.rep_id == rep_id), None)
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    escalation: tuple[str, ...]
+    max_misses: int
+
+
+@dataclass(frozen=True)
+class RecyclePolicy:
+    reason: str
+    #: ``nurture`` or ``disqualified``.
+    to: str
+    cooldown: timedelta
+    #: ``none``, ``engagement`` (ignore older signals) or ``penalty`` (subtract ``penalty`` points).
+    reset: str
+    penalty: int
+    track: str | None
+
+
+@dataclass(frozen=True)
+class RecycleRules:
+    max_recycles: int
+    default_track: str | None
+    reasons: dict[str, RecyclePolicy]
+
+    def policy_for(self, reason: str) -> RecyclePolicy:
+        """Return the policy of a reason code; a reason the file leaves out goes to nurture plainly."""
+        return self.reasons.get(reason) or RecyclePolicy(reason, "nurture", timedelta(0), "none", 0,
+                                                         self.default_track)
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    working_hours: WorkingHours
+    playbooks: dict[str, Playbook]
+    handoff: HandoffRules
+    #: Keyed by playbook name, band name or ``default``.
+    sla: dict[str, SlaPolicy]
+    #: crm -> canonical field name (``lead_status``, ``lifecycle_stage``, or the CRM name of
+    #: any other field) -> CRM value -> disposition text.
+    feedback: dict[str, dict[str, dict[str, str]]]
+    recycle: RecycleRules
+    #: crm -> stage -> CRM field name -> value.
+    crm_stages: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+
+    def sla_for(self, playbook: str | None, band: str | None) -> SlaPolicy:
+        """Return the SLA policy of a playbook, else of a band, else ``default``, else built-in."""
+        for key in (playbook, band, "default"):
+            if key in self.sla:
+                return self.sla[key]
+        return SlaPolicy(tuple(DEFAULT_SLA["escalation"]), DEFAULT_SLA["max_misses"])
+
+
+def build(sections: Mapping[str, Any]) -> LifecycleRules:
+    """Return the ``LifecycleRules`` for the lifecycle sections of a rules file (raw or loaded).
+
+    Missing sections and entries get the defaults above. Raises marshmallow ``ValidationError``
+    with messages keyed by section, like the loader reports them.
+    """
+    loaded: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    for key, schema in LIFECYCLE_SECTIONS.items():
+        try:
+            loaded[key] = schema().load(sections.get(key) or {})
+        except ValidationError as exc:
+            errors[key] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    hours = _working_hours(loaded["working_hours"])
+    return LifecycleRules(
+        working_hours=hours,
+        playbooks=_playbooks(loaded["playbooks"], hours),
+        handoff=_handoff(loaded["handoff"]),
+        sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"])
+             for key, value in loaded["sla"].items()},
+        feedback=_feedback(loaded["feedback"]),
+        recycle=_recycle(loaded["recycle"]),
+        crm_stages=dict(loaded["crm_stages"]),
+    )
+
+
+def _working_hours(data: dict[str, Any]) -> WorkingHours:
+    return WorkingHours(opens=time.fromisoformat(data["opens"]), closes=time.fromisoformat(data["closes"]),
+                        workdays=frozenset(WEEKDAYS.index(day) for day in data["workdays"]),
+                        timezone=data["timezone"], country=data["country"])
+
+
+def _playbooks(data: dict[str, Any], hours: WorkingHours) -> dict[str, Playbook]:
+    playbooks = {}
+    for name in PLAYBOOKS:
+        settings = data.get(name) or PlaybookSchema().load(DEFAULT_PLAYBOOKS[name])
+        week = hours.day_length * len(hours.workdays)
+        due = parse_duration(settings["due"], day=hours.day_length, week=week)
+        playbooks[name] = Playbook(name, settings["task"], due, settings["priority"], settings["type"],
+                                   settings["subject"])
+    return playbooks
+
+
+def _handoff(data: dict[str, Any]) -> HandoffRules:
+    teams = {name: Team(name, tuple(TeamMember(member["id"], member["weight"], member["available"],
+                                               member["timezone"], member["country"])
+                                    for member in team["members"]))
+             for name, team in data["teams"].items()}
+    routes = tuple(Route(route["name"], tuple(Condition(cond["field"], cond["op"], _frozen(cond["value"]))
+                                              for cond in route["when"]),
+                         route["team"], route["owner"]) for route in data["routes"])
+    return HandoffRules(data["keep_existing_owner"], data["fallback_owner"], routes, teams)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _feedback(data: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
+    return {crm: {canonical_field(crm, name): dict(table) for name, table in tables.items()}
+            for crm, tables in data.items()}
+
+
+def _recycle(data: dict[str, Any]) -> RecycleRules:
+    reasons = {
+        reason: RecyclePolicy(reason, policy["to"],
+                              parse_duration(policy["cooldown"]) if policy["cooldown"] else timedelta(0),
+                              policy["reset"], policy["penalty"] or 0,
+                              policy["track"] or data["default_track"])
+        for reason, policy in data["reasons"].items()
+    }
+    return RecycleRules(data["max_recycles"], data["default_track"], reasons)

@@ -1,0 +1,356 @@
+"""Schemas of the lifecycle sections of the rules file, and the lifecycle vocabulary.
+
+``scoring.lifecycle_rules`` lists them in ``LIFECYCLE_SECTIONS`` and builds the typed rules
+object from what they load. Loaded sections keep the shape of the file (durations and clock
+times stay text), so loading twice gives the same result. Errors are keyed by the names in the
+file (no marshmallow ``key``/``value`` levels), so the loader can print paths such as
+``recycle.reasons.not_ready.cooldown: must be a duration like "30d"``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from scoring.business_time import holiday_dates, zone_for
+
+# --- vocabulary ------------------------------------------------------------------------------
+
+STAGES = ("new", "nurture", "mql", "accepted", "sql", "won", "lost", "recycled", "disqualified")
+PLAYBOOKS = ("nurture_only", "automated_follow_up", "individual_follow_up", "call_now")
+BANDS = ("cold", "cool", "warm", "hot")
+REJECT_REASONS = ("not_ready", "no_response", "wrong_person", "bad_data", "competitor", "student")
+DISPOSITION_KINDS = ("accepted", "qualified", "won", "lost", "rejected")
+ESCALATION_STEPS = ("remind", "reassign", "recycle")
+CONDITION_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
+RESET_KINDS = ("none", "engagement", "penalty")
+CRMS = ("hubspot", "salesforce")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Placeholders a task subject may use (``plan_task`` fills them; unknown ones are an error).
+SUBJECT_PLACEHOLDERS = frozenset({"name", "company", "email", "score", "band", "grade", "playbook",
+                                  "summary"})
+#: CRM field name -> canonical lead field name. The feedback section accepts either.
+CANONICAL_FIELDS: dict[str, dict[str, str]] = {
+    "hubspot": {"hs_lead_status": "lead_status", "lifecyclestage": "lifecycle_stage"},
+    "salesforce": {"Status": "lead_status"},
+}
+
+_DURATION_TEXT = re.compile(r"^\s*(?:\d+\s*[wdhm]\s*)+$")
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhm])")
+_CLOCK_TEXT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DURATION_ERROR = 'must be a duration like "30d"'
+
+
+def parse_duration(text: str, *, day: timedelta = timedelta(days=1),
+                   week: timedelta | None = None) -> timedelta:
+    """Return the ``timedelta`` for ``"90m"``, ``"4h"``, ``"30d"``, ``"2w"`` or ``"1d4h"``.
+
+    ``day``/``week`` give the length of a ``d``/``w`` unit (calendar by default; pass the
+    working-day length for working time). Raises ``ValueError`` for anything else.
+    """
+    if not isinstance(text, str) or not _DURATION_TEXT.match(text):
+        raise ValueError(DURATION_ERROR)
+    units = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": day, "w": week or day * 7}
+    return sum((int(amount) * units[unit] for amount, unit in _DURATION_PART.findall(text)), timedelta(0))
+
+
+def canonical_field(crm: str, name: str) -> str:
+    """Return the canonical lead field name for a CRM field name (unknown names unchanged)."""
+    return CANONICAL_FIELDS.get(crm, {}).get(name, name)
+
+
+def parse_disposition(text: str) -> tuple[str, str | None]:
+    """Return ``(kind, reason)`` for ``"accepted"`` or ``"rejected:not_ready"``; raises ValueError."""
+    kind, _, reason = str(text).partition(":")
+    if kind not in DISPOSITION_KINDS:
+        raise ValueError(f"must be one of {', '.join(DISPOSITION_KINDS[:-1])} or rejected:<reason>")
+    if kind == "rejected":
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"rejected needs a reason, one of {', '.join(REJECT_REASONS)}"
+                             " (e.g. rejected:not_ready)")
+        return kind, reason
+    if reason:
+        raise ValueError(f"only rejected takes a reason, not {kind}")
+    return kind, None
+
+
+# --- fields ----------------------------------------------------------------------------------
+
+class DurationText(fields.String):
+    """A duration such as ``"30d"``; stays text when loaded."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        return value.strip()
+
+
+class ClockText(fields.String):
+    """A local time of day such as ``"09:00"``; stays text when loaded."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or not _CLOCK_TEXT.match(value):
+            raise ValidationError('must be a time like "09:00"')
+        return value
+
+
+class TimezoneText(fields.String):
+    """An IANA timezone name such as ``"Europe/Berlin"``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        try:
+            zone_for(str(value))
+        except ValueError as exc:
+            raise ValidationError('must be a timezone like "Europe/Berlin"') from exc
+        return str(value)
+
+
+class CountryText(fields.String):
+    """An ISO country code (optionally ``-subdivision``) with a public holiday calendar."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        try:
+            holiday_dates(str(value), 2026)
+        except ValueError as exc:
+            raise ValidationError('must be a country code like "DE" or "US-CA"') from exc
+        return str(value).upper()
+
+
+class SubjectTemplate(fields.String):
+    """A task subject with ``{placeholders}`` from ``SUBJECT_PLACEHOLDERS``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("must be text")
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValidationError(f"is not a valid template: {exc}") from exc
+        unknown = sorted(names - SUBJECT_PLACEHOLDERS)
+        if unknown:
+            allowed = ", ".join(sorted(SUBJECT_PLACEHOLDERS))
+            raise ValidationError(f"unknown placeholder {{{unknown[0]}}}; use {allowed}")
+        return value
+
+
+class NamedMap(fields.Field):
+    """A mapping of names to values loaded by ``value_field``; errors are keyed by the name."""
+
+    def __init__(self, value_field: fields.Field, *, names: tuple[str, ...] | None = None,
+                 what: str = "name", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value_field = value_field
+        self.names = names
+        self.what = what
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ValidationError(f"must be a mapping of {self.what} to settings")
+        loaded: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for key, item in value.items():
+            if self.names is not None and key not in self.names:
+                errors[str(key)] = [f"unknown {self.what}; use one of {', '.join(self.names)}"]
+                continue
+            try:
+                loaded[str(key)] = self.value_field.deserialize(item)
+            except ValidationError as exc:
+                errors[str(key)] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return loaded
+
+
+class TextMap(fields.Field):
+    """A flat mapping of text to text (numbers and booleans in YAML are turned into text)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise ValidationError("must be a mapping of CRM field names to values")
+        bad = [str(key) for key, item in value.items() if isinstance(item, Mapping | list) or item is None]
+        if bad:
+            raise ValidationError({key: ["must be a single value"] for key in bad})
+        return {str(key): str(item) for key, item in value.items()}
+
+
+class DispositionMap(fields.Field):
+    """CRM value -> disposition text such as ``accepted`` or ``rejected:not_ready``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise ValidationError("must be a mapping of CRM values to dispositions")
+        errors: dict[str, list[str]] = {}
+        for key, item in value.items():
+            try:
+                parse_disposition(item)
+            except ValueError as exc:
+                errors[str(key)] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        return {str(key): str(item) for key, item in value.items()}
+
+
+class FeedbackTables(NamedMap):
+    """One CRM's feedback: field name (CRM or canonical) -> ``DispositionMap``; each field once."""
+
+    def __init__(self, crm: str, **kwargs: Any) -> None:
+        super().__init__(DispositionMap(), what="CRM fields", **kwargs)
+        self.crm = crm
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        first_name: dict[str, str] = {}
+        errors = {}
+        for name in loaded:
+            canonical = canonical_field(self.crm, name)
+            if canonical in first_name:
+                errors[name] = [f"is the same field as {first_name[canonical]}; list its values once"]
+            first_name.setdefault(canonical, name)
+        if errors:
+            raise ValidationError(errors)
+        return loaded
+
+
+def _one_of(choices: tuple[str, ...]) -> validate.OneOf:
+    return validate.OneOf(choices, error=f"must be one of {', '.join(choices)}")
+
+
+def _at_least(minimum: int) -> validate.Range:
+    return validate.Range(min=minimum, error=f"must be {minimum} or more")
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+class WorkingHoursSchema(Schema):
+    opens = ClockText(load_default="09:00")
+    closes = ClockText(load_default="17:00")
+    workdays = fields.List(fields.String(validate=_one_of(WEEKDAYS)), load_default=lambda: list(WEEKDAYS[:5]),
+                           validate=validate.Length(min=1, error="needs at least one day"))
+    timezone = TimezoneText(load_default="UTC")
+    country = CountryText(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _opens_before_closes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["opens"] >= data["closes"]:
+            raise ValidationError("must be after opens", field_name="closes")
+
+
+class PlaybookSchema(Schema):
+    task = fields.Boolean(load_default=True)
+    due = DurationText(load_default="1d")
+    priority = fields.String(load_default="normal", validate=_one_of(("high", "normal", "low")))
+    type = fields.String(load_default="todo", validate=_one_of(("call", "email", "todo")))
+    subject = SubjectTemplate(load_default="Follow up with {name} ({band} lead, score {score})")
+
+
+PlaybooksSchema = Schema.from_dict({name: fields.Nested(PlaybookSchema) for name in PLAYBOOKS},
+                                   name="PlaybooksSchema")
+
+
+class ConditionSchema(Schema):
+    field = fields.String(required=True)
+    op = fields.String(required=True, validate=_one_of(CONDITION_OPS))
+    value = fields.Raw(required=True, allow_none=True)
+
+    @validates_schema
+    def _value_fits_op(self, data: dict[str, Any], **kwargs: Any) -> None:
+        op, value = data["op"], data["value"]
+        if op in ("in", "not_in") and not isinstance(value, list):
+            raise ValidationError(f"must be a list for {op}", field_name="value")
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if op in ("gt", "gte", "lt", "lte") and not is_number:
+            raise ValidationError(f"must be a number for {op}", field_name="value")
+        if op == "exists" and not isinstance(value, bool):
+            raise ValidationError("must be true or false for exists", field_name="value")
+
+
+class RouteSchema(Schema):
+    name = fields.String(required=True)
+    when = fields.List(fields.Nested(ConditionSchema), load_default=list)
+    team = fields.String(load_default=None)
+    owner = fields.String(load_default=None)
+
+    @validates_schema
+    def _team_or_owner(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data["team"] is None) == (data["owner"] is None):
+            raise ValidationError("give either team or owner", field_name="team")
+
+
+class MemberSchema(Schema):
+    id = fields.String(required=True)
+    weight = fields.Integer(load_default=1, strict=True, validate=_at_least(1))
+    available = fields.Boolean(load_default=True)
+    timezone = TimezoneText(load_default=None, allow_none=True)
+    country = CountryText(load_default=None, allow_none=True)
+
+
+class TeamSchema(Schema):
+    members = fields.List(fields.Nested(MemberSchema), required=True,
+                          validate=validate.Length(min=1, error="needs at least one member"))
+
+    @validates_schema
+    def _unique_members(self, data: dict[str, Any], **kwargs: Any) -> None:
+        ids = [member["id"] for member in data["members"]]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("lists a rep twice", field_name="members")
+
+
+class HandoffSchema(Schema):
+    keep_existing_owner = fields.Boolean(load_default=False)
+    fallback_owner = fields.String(load_default=None, allow_none=True)
+    routes = fields.List(fields.Nested(RouteSchema), load_default=list)
+    teams = NamedMap(fields.Nested(TeamSchema), what="team names", load_default=dict)
+
+    @validates_schema
+    def _routes_name_known_teams(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors = {index: {"team": [f"unknown team {route['team']!r}; teams are: "
+                                   f"{', '.join(data['teams']) or 'none'}"]}
+                  for index, route in enumerate(data["routes"])
+                  if route["team"] is not None and route["team"] not in data["teams"]}
+        if errors:
+            raise ValidationError(errors, field_name="routes")
+
+
+class SlaPolicySchema(Schema):
+    escalation = fields.List(fields.String(validate=_one_of(ESCALATION_STEPS)), required=True,
+                             validate=validate.Length(min=1, error="needs at least one step"))
+    max_misses = fields.Integer(required=True, strict=True, validate=_at_least(1))
+
+
+SlaSchema = Schema.from_dict(
+    {name: fields.Nested(SlaPolicySchema) for name in (*PLAYBOOKS, *BANDS, "default")}, name="SlaSchema")
+
+
+class RecyclePolicySchema(Schema):
+    to = fields.String(load_default="nurture", validate=_one_of(("nurture", "disqualified")))
+    cooldown = DurationText(load_default=None, allow_none=True)
+    reset = fields.String(load_default="none", validate=_one_of(RESET_KINDS))
+    penalty = fields.Integer(load_default=None, allow_none=True, strict=True, validate=_at_least(1))
+    track = fields.String(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _penalty_with_reset(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["reset"] == "penalty" and data["penalty"] is None:
+            raise ValidationError("is required when reset is penalty", field_name="penalty")
+
+
+RecycleReasonsSchema = Schema.from_dict({name: fields.Nested(RecyclePolicySchema) for name in REJECT_REASONS},
+                                        name="RecycleReasonsSchema")
+
+
+class RecycleSchema(Schema):
+    max_recycles = fields.Integer(load_default=3, strict=True, validate=_at_least(0))
+    default_track = fields.String(load_default=None, allow_none=True)
+    reasons = fields.Nested(RecycleReasonsSchema, load_default=dict)
+
+
+FeedbackSchema = Schema.from_dict({crm: FeedbackTables(crm) for crm in CRMS}, name="FeedbackSchema")
+CrmStagesSchema = Schema.from_dict({crm: NamedMap(TextMap(), names=STAGES, what="stage") for crm in CRMS},
+                                   name="CrmStagesSchema")

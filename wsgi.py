@@ -1,0 +1,3 @@
+from integration import create_app
+
+app = create_app()
