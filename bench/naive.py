@@ -29,9 +29,10 @@ def process_event(event_id: int) -> None:
         result = score_lead(profile, apply.signals_of(session, lead, svc.rules.activity_kinds), svc.rules, now)
         apply.record_score(session, lead, result, now, 1)
         if lead.crm:
+            payload = apply.update_payload(svc, lead, result)
             session.add(OutboxWrite(lead_id=lead.id, crm=lead.crm, crm_id=lead.crm_id, kind="update",
-                                    idempotency_key=f"naive:{event_id}", payload=apply.update_payload(lead, result),
-                                    status="shadow", batch_id=uuid.uuid4().hex[:12], created_at=now, sent_at=now))
+                                    idempotency_key=f"naive:{event_id}", payload=payload, status="shadow",
+                                    batch_id=uuid.uuid4().hex[:12], created_at=now, sent_at=now))
 
 
 def pending_event_ids(session) -> list[int]:

@@ -97,6 +97,7 @@ LEADLOOP_FIELDS: dict[str, tuple[str, str, str]] = {
     "scored_at": ("Leadloop scored at", "datetime", "When the score was computed."),
     "recycle_reason": ("Leadloop recycle reason", "string", "Why the lead went back to nurture."),
     "recycle_count": ("Leadloop recycle count", "number", "How often the lead was recycled."),
+    "nurture_track": ("Leadloop nurture track", "string", "The nurture track a recycled lead follows."),
 }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import CrmError
+from integration import clock
 from integration.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
 from scoring import LeadProfile, ScoreResult, Signal, score_lead
 
@@ -114,17 +115,43 @@ def _apply_event(session: Session, lead: Lead, event: Event) -> bool:
 
 
 def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str]) -> list[Signal]:
-    """Return the lead's activity as scoring signals, oldest first."""
-    rows = session.execute(
-        select(Event.kind, Event.occurred_at, Event.properties, Event.event_key)
-        .where(Event.lead_id == lead.id, Event.kind.in_(list(activity_kinds)))
-        .order_by(Event.occurred_at, Event.id)
-    )
-    return [Signal(kind=kind, occurred_at=at, properties=props or {}, key=key) for kind, at, props, key in rows]
+    """Return the lead's activity as scoring signals, oldest first.
+
+    Signals before the lead's engagement reset (a recycle policy) no longer count.
+    """
+    stmt = (select(Event.kind, Event.occurred_at, Event.properties, Event.event_key)
+            .where(Event.lead_id == lead.id, Event.kind.in_(list(activity_kinds)))
+            .order_by(Event.occurred_at, Event.id))
+    if lead.engagement_reset_at is not None:
+        stmt = stmt.where(Event.occurred_at >= lead.engagement_reset_at)
+    return [Signal(kind=kind, occurred_at=at, properties=props or {}, key=key)
+            for kind, at, props, key in session.execute(stmt)]
+
+
+def score_now(session: Session, svc: Any, lead: Lead, now: datetime) -> ScoreResult:
+    """Score the lead on its stored fields and activity as of ``now``."""
+    rules = svc.rules
+    profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
+    return score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now)
+
+
+def stored_result(session: Session, lead: Lead) -> ScoreResult | None:
+    """The lead's current result (recomputed: scoring is pure and cheap), or None if erased."""
+    if lead.erased_at is not None or lead.merged_into_id is not None:
+        return None
+    return score_now(session, services_current(), lead, clock.now())
+
+
+def services_current() -> Any:
+    from integration import services
+
+    return services.current()
 
 
 def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> LeadOutcome:
     """Apply and score one lead's pending events inside the caller's transaction."""
+    from integration import lifecycle_apply
+
     outcome = LeadOutcome()
     lead = lock_lead(session, lead_id)
     if lead is None:
@@ -136,9 +163,17 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
     if not pending:
         return outcome
     changed = False
+    status_changes: list[tuple[str, Any, datetime]] = []
     for event in pending:
+        before = {name: (lead.fields or {}).get(name) for name in lifecycle_apply.STATUS_FIELDS}
         changed |= _apply_event(session, lead, event)
-    for event in pending:
+        for name, old in before.items():
+            new = (lead.fields or {}).get(name)
+            if new != old and new not in (None, ""):
+                status_changes.append((name, new, event.occurred_at))
+        if event.kind in svc.rules.activity_kinds and (
+                lead.last_engagement_at is None or event.occurred_at > lead.last_engagement_at):
+            lead.last_engagement_at = event.occurred_at
         event.processed_at = now
     if lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
         return outcome
@@ -146,15 +181,12 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
         # Only CRM echoes that changed nothing (e.g. our own write-back coming back as an
         # outbound message): rescoring would write the same values and trigger the echo again.
         return outcome
-    rules = svc.rules
-    profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
-    result = score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now)
+    lifecycle_apply.apply_feedback(session, svc, lead, status_changes, now)
+    result = score_now(session, svc, lead, now)
     record_score(session, lead, result, now, len(pending))
     outcome.scored = True
-    from integration import lifecycle_apply
-
-    lifecycle_apply.after_score(session, svc, lead, result, pending, now)
-    if lead.crm and queue_update(session, lead, result, now):
+    lifecycle_apply.after_score(session, svc, lead, result, lifecycle_apply.latest_activity_line(session, lead), now)
+    if lead.crm and queue_update(session, svc, lead, result, now):
         outcome.crm_writes.add(lead.crm)
     if lead.crm and lifecycle_apply.has_pending_tasks(session, lead):
         outcome.crm_writes.add(lead.crm)
@@ -180,7 +212,7 @@ def reasons_text(result: ScoreResult, limit: int = REASONS_IN_CRM) -> str:
     return "\n".join(reason.text for reason in result.reasons[:limit])
 
 
-def update_payload(lead: Lead, result: ScoreResult) -> dict[str, Any]:
+def update_payload(svc: Any, lead: Lead, result: ScoreResult) -> dict[str, Any]:
     """The leadloop fields (plus owner and mapped CRM fields) to write onto the CRM record."""
     from integration import lifecycle_apply
 
@@ -191,15 +223,18 @@ def update_payload(lead: Lead, result: ScoreResult) -> dict[str, Any]:
         "rules_version": result.rules_version, "recycle_reason": lead.recycle_reason or "",
         "recycle_count": lead.recycle_count or 0,
     }
-    return {"fields": fields, **lifecycle_apply.crm_extras(lead)}
+    extras = lifecycle_apply.crm_extras(lead, svc.rules.lifecycle)
+    if "nurture_track" in extras:
+        fields["nurture_track"] = extras.pop("nurture_track")
+    return {"fields": fields, **extras}
 
 
-def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetime) -> bool:
+def queue_update(session: Session, svc: Any, lead: Lead, result: ScoreResult, now: datetime) -> bool:
     """Queue the CRM update if what the rep would see changed; supersede older pending ones.
 
     Returns whether a write was queued.
     """
-    payload = update_payload(lead, result)
+    payload = update_payload(svc, lead, result)
     last = session.scalars(
         select(OutboxWrite).where(OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "update",
                                   OutboxWrite.crm_id == lead.crm_id, OutboxWrite.status != "superseded")
@@ -242,7 +277,7 @@ def hydrate_from_crm(svc: Any, lead_ids: list[int]) -> None:
         except CrmError:
             log.warning("could not read %d %s record(s); retrying the job", len(ids), crm)
             raise
-        fetched_at = datetime.now().astimezone()
+        fetched_at = clock.now()
         with svc.sessions.begin() as session:
             for crm_id, values in found.items():
                 lead = lock_lead(session, ids[crm_id])

@@ -54,10 +54,10 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
     svc = _services(args)
     cron = CronScheduler(connection=svc.redis, logging_level=svc.config["LOG_LEVEL"])
-    cron.register(sweep, queue_name=svc.queue.name, interval=60)
-    from integration import lifecycle_apply
+    from integration.lifecycle_apply import CRON_JOBS
 
-    for func, interval in getattr(lifecycle_apply, "CRON_JOBS", ()):
+    cron.register(sweep, queue_name=svc.queue.name, interval=60)
+    for func, interval in CRON_JOBS:
         cron.register(func, queue_name=svc.queue.name, interval=interval)
     cron.start()
     return 0

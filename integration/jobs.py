@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import CrmRateLimited, RecordUpdate, TaskSpec
-from integration import apply, services
+from integration import apply, clock, services
 from integration.models import Event, Lead, OutboxWrite
 from integration.queue import (
     clear_rescore_marks,
@@ -38,7 +38,7 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     """Process the pending events of ``lead_ids``; return counts. Raises on storage errors."""
     svc = services.current()
     clear_rescore_marks(svc.redis, lead_ids)
-    now = datetime.now(UTC)
+    now = clock.now()
     apply.hydrate_from_crm(svc, lead_ids)
     scored = 0
     crms: set[str] = set()
@@ -95,7 +95,7 @@ def _batches(rows: list[OutboxWrite], size: int) -> list[list[OutboxWrite]]:
 def _send(svc: services.Services, crm: str, rows: list[OutboxWrite], totals: dict[str, int]) -> None:
     from connectors import registry
 
-    now = datetime.now(UTC)
+    now = clock.now()
     # Shadow mode needs no credentials: it batches exactly as live mode would, and records.
     client = svc.crm_client(crm) if svc.live_writes else None
     updates = [row for row in rows if row.kind == "update"]
@@ -157,7 +157,7 @@ def sweep() -> dict[str, int]:
     svc = services.current()
     marks = [key.decode() for key in svc.redis.scan_iter("leadloop:*-pending:*", count=1000)]
     released = release_stale_marks(svc.queue, marks)
-    cutoff = datetime.now(UTC) - timedelta(seconds=60)
+    cutoff = clock.now() - timedelta(seconds=60)
     with svc.sessions() as session:
         stale = pending_lead_ids(session, cutoff)
         crms = list(session.scalars(select(OutboxWrite.crm).where(OutboxWrite.status == "pending")

@@ -137,7 +137,8 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(20))
     #: The sender's idempotency key; a redelivery is absorbed by the unique constraint.
     event_key: Mapped[str] = mapped_column(String(200))
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"))
+    #: None for ``ignored`` events (a company or deal change we store but do not act on).
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
     kind: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(Stamp)
     received_at: Mapped[datetime] = mapped_column(Stamp)

@@ -105,23 +105,27 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
     fresh = [event for key, event in unique.items() if key not in existing]
     if not fresh:
         return StoreResult(0, len(events), 0, frozenset())
-    leads = resolve_leads(session, fresh)
+    # Ignored events (a company or deal change) are kept for audit but create no lead.
+    leads = resolve_leads(session, [event for event in fresh if event.kind != "ignored"])
     rows = []
     for event in fresh:
-        lead = leads[_identity(event)]
+        lead = leads.get(_identity(event)) if event.kind != "ignored" else None
+        erased = lead is not None and lead.erased_at is not None
         rows.append({
-            "source": event.source, "event_key": event.event_key, "lead_id": lead.id,
+            "source": event.source, "event_key": event.event_key, "lead_id": lead.id if lead else None,
             "kind": event.kind, "occurred_at": event.occurred_at, "received_at": received_at,
-            "fields": event.fields, "properties": event.properties, "raw": event.raw,
-            "processed_at": None,
+            # A late redelivery for a person we erased must not bring their data back.
+            "fields": {} if erased else event.fields,
+            "properties": {} if erased else event.properties,
+            "raw": None if erased else event.raw,
+            "processed_at": received_at if lead is None or erased else None,
         })
     session.execute(insert(Event), rows)
-    ignored = sum(1 for event in fresh if event.kind == "ignored")
     return StoreResult(
         accepted=len(fresh),
         duplicates=in_batch_duplicates + len(existing),
-        ignored=ignored,
-        lead_ids=frozenset(row["lead_id"] for row in rows),
+        ignored=sum(1 for row in rows if row["lead_id"] is None),
+        lead_ids=frozenset(row["lead_id"] for row in rows if row["processed_at"] is None),
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from connectors.base import Endpoint, InboundRequest, IntakeResult, WebhookError
+from integration import clock
 from integration.queue import request_rescore
 from integration.store import store_events
 
@@ -87,7 +87,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         events = endpoint.parse(inbound, config)
     except WebhookError as refusal:
         return refuse(refusal.status, str(refusal))
-    received_at = datetime.now(UTC)
+    received_at = clock.now()
     result = None
     for attempt in range(STORE_ATTEMPTS):
         try:

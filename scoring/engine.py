@@ -13,16 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from scoring.checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
-from scoring.compiled import (
-    BAND_RANK,
-    TARGET_CONDITION,
-    TARGET_RULE,
-    CompiledRules,
-    Condition,
-    ConditionRule,
-    EngagementRule,
-)
+from scoring.compiled import BAND_RANK, CompiledRules, Condition, ConditionRule, EngagementRule
 from scoring.fields import country_code, is_present, split_email, website_domain
+from scoring.matchers import TARGET_CONDITION, TARGET_RULE
 from scoring.model import LeadProfile, Reason, ScoreResult, Signal
 from scoring.rules import Rules
 from scoring.wording import (

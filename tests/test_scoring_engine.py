@@ -347,10 +347,14 @@ def test_result_to_dict_and_summary() -> None:
     assert json.loads(json.dumps(data)) == data
     assert data["as_of"] == "2025-06-02T12:00:00+00:00"
     assert data["rules_version"] == base_rules().version
-    assert (result.score, result.band, result.grade, result.mql, result.priority) == (45.8, "warm", "B", True, "high")
-    assert result.summary == ("warm 45.8, grade B, MQL: high priority: showed a problem we solve; "
+    assert (result.fit_points, result.engagement_points, result.score) == (25, 21.2, 46.2)
+    assert (result.band, result.grade, result.mql, result.priority, result.playbook) == (
+        "warm", "B", True, "high", "individual_follow_up")
+    assert result.summary == ("warm 46.2, grade B, MQL: high priority: showed a problem we solve; "
                               "+20 senior title; +16.2 downloaded Coverage map; +5 company: Acme; "
-                              "+4.9 asked to be contacted")
+                              "+5 asked to be contacted")
+    assert data["reasons"][2] == {"points": 16.2, "rule": "map", "kind": "engagement",
+                                  "text": "+16.2 downloaded Coverage map (3 days ago, decays 50% per 10d)"}
 
 
 def test_summary_fits_a_crm_text_field() -> None:

@@ -41,6 +41,7 @@ LEADLOOP_FIELD_NAMES: dict[str, str] = {
     "scored_at": "Leadloop_Scored_At__c",
     "recycle_reason": "Leadloop_Recycle_Reason__c",
     "recycle_count": "Leadloop_Recycle_Count__c",
+    "nurture_track": "Leadloop_Nurture_Track__c",
 }
 
 #: Key prefix of a record id -> sObject type (the first three characters name the object).
