@@ -92,7 +92,9 @@ def erase_personal_data(session: Session, lead: Lead, at: datetime) -> None:
     session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == lead.id,
                                               OutboxWrite.status == "pending").values(status="superseded"))
     session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == lead.id).values(payload={}))
-    session.execute(update(ScoreRecord).where(ScoreRecord.lead_id == lead.id).values(summary=""))
+    # Reason texts can quote the person's data (a title, a company): keep only the numbers.
+    session.execute(update(ScoreRecord).where(ScoreRecord.lead_id == lead.id)
+                    .values(summary="", result={"erased": True}))
 
 
 def _apply_event(session: Session, lead: Lead, event: Event) -> bool:
@@ -148,24 +150,15 @@ def services_current() -> Any:
     return services.current()
 
 
-def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> LeadOutcome:
-    """Apply and score one lead's pending events inside the caller's transaction."""
-    from integration import lifecycle_apply
+def _apply_pending(session: Session, svc: Any, lead: Lead, pending: list[Event],
+                   status_changes: list[tuple[str, Any, datetime]], now: datetime) -> bool:
+    """Apply events in order, noting CRM status changes (sales feedback); return whether any
+    can change the score."""
+    from integration.lifecycle_apply import STATUS_FIELDS
 
-    outcome = LeadOutcome()
-    lead = lock_lead(session, lead_id)
-    if lead is None:
-        return outcome
-    pending = list(session.scalars(
-        select(Event).where(Event.lead_id == lead_id, Event.processed_at.is_(None))
-        .order_by(Event.occurred_at, Event.id)
-    ))
-    if not pending:
-        return outcome
     changed = False
-    status_changes: list[tuple[str, Any, datetime]] = []
     for event in pending:
-        before = {name: (lead.fields or {}).get(name) for name in lifecycle_apply.STATUS_FIELDS}
+        before = {name: (lead.fields or {}).get(name) for name in STATUS_FIELDS}
         changed |= _apply_event(session, lead, event)
         for name, old in before.items():
             new = (lead.fields or {}).get(name)
@@ -175,6 +168,32 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
                 lead.last_engagement_at is None or event.occurred_at > lead.last_engagement_at):
             lead.last_engagement_at = event.occurred_at
         event.processed_at = now
+    return changed
+
+
+def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> LeadOutcome:
+    """Apply and score one lead's pending events inside the caller's transaction."""
+    from integration import lifecycle_apply
+
+    outcome = LeadOutcome()
+    lead = lock_lead(session, lead_id)
+    if lead is None:
+        return outcome
+    changed = False
+    status_changes: list[tuple[str, Any, datetime]] = []
+    seen = 0
+    # A merge moves the merged lead's still-unprocessed events onto this lead: drain again.
+    for _ in range(5):
+        pending = list(session.scalars(
+            select(Event).where(Event.lead_id == lead_id, Event.processed_at.is_(None))
+            .order_by(Event.occurred_at, Event.id)
+        ))
+        if not pending:
+            break
+        seen += len(pending)
+        changed |= _apply_pending(session, svc, lead, pending, status_changes, now)
+    if not seen:
+        return outcome
     if lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
         return outcome
     if not changed and lead.scored_at is not None:
@@ -183,7 +202,7 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
         return outcome
     lifecycle_apply.apply_feedback(session, svc, lead, status_changes, now)
     result = score_now(session, svc, lead, now)
-    record_score(session, lead, result, now, len(pending))
+    record_score(session, lead, result, now, seen)
     outcome.scored = True
     lifecycle_apply.after_score(session, svc, lead, result, lifecycle_apply.latest_activity_line(session, lead), now)
     if lead.crm and queue_update(session, svc, lead, result, now):

@@ -184,6 +184,8 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
         if lead is None or lead.sla_due_at is None or lead.sla_due_at.isoformat() != \
                 datetime.fromisoformat(due_iso).astimezone(lead.sla_due_at.tzinfo).isoformat():
             return {"action": "stale"}
+        if now < lead.sla_due_at:
+            return {"action": "not yet due"}
         rules = svc.rules.lifecycle
         decision = on_sla_due(lead_state(lead), crm_shows_action(lead), rules, now)
         for transition in decision.transitions:

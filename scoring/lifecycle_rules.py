@@ -46,7 +46,7 @@ LIFECYCLE_SECTIONS: dict[str, type[Schema]] = {
 
 # --- the typed object ------------------------------------------------------------------------
 
-#: Used for a playbook the file leaves out (matches rules/lifecycle-default.yaml).
+#: Used for a playbook the file leaves out (matches the shipped rules/leadloop.yaml).
 DEFAULT_PLAYBOOKS: dict[str, dict[str, Any]] = {
     "nurture_only": {"task": False},
     "automated_follow_up": {"task": False},

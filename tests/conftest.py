@@ -130,15 +130,19 @@ def runner(app: Any) -> Any:
     return app.test_cli_runner()
 
 
-def drain(svc: Any, rounds: int = 20) -> int:
-    """Run every queued job (and every scheduled one, now) in this process; return how many ran."""
+def drain(svc: Any, rounds: int = 20, horizon: float = 60) -> int:
+    """Run every queued job in this process, and every scheduled one due within ``horizon``
+    seconds of ``integration.clock.now()`` (which tests may move); return how many ran."""
+    from integration import clock
+
     def done() -> int:
         return svc.queue.finished_job_registry.count + svc.queue.failed_job_registry.count
 
     before = done()
     for _ in range(rounds):
         scheduled = svc.queue.scheduled_job_registry
-        for job_id in scheduled.get_job_ids():
+        due_by = max(time.time(), clock.now().timestamp()) + horizon
+        for job_id in scheduled.get_jobs_to_schedule(int(due_by)):
             scheduled.remove(job_id)
             svc.queue.enqueue_job(Job.fetch(job_id, connection=svc.redis))
         if not len(svc.queue):

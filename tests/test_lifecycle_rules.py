@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields
 from scoring.lifecycle_rules import LIFECYCLE_SECTIONS, build
 from scoring.lifecycle_schemas import parse_disposition, parse_duration
 
-SHIPPED = Path(__file__).parents[1] / "rules" / "lifecycle-default.yaml"
+SHIPPED = Path(__file__).parents[1] / "rules" / "leadloop.yaml"
 #: The way the scoring loader nests the sections.
 RulesFileSchema = Schema.from_dict({key: fields.Nested(schema) for key, schema in LIFECYCLE_SECTIONS.items()})
 
@@ -87,9 +87,9 @@ def test_defaults_without_any_section() -> None:
     assert rules.recycle.policy_for("not_ready").to == "nurture"
 
 
-def test_shipped_fragment_validates_and_builds() -> None:
-    sections = yaml.safe_load(SHIPPED.read_text())
-    assert set(sections) == set(LIFECYCLE_SECTIONS)
+def test_shipped_lifecycle_sections_validate_and_build() -> None:
+    document = yaml.safe_load(SHIPPED.read_text())
+    sections = {key: document[key] for key in LIFECYCLE_SECTIONS}
     RulesFileSchema().load(sections)
     rules = build(sections)
     assert rules.playbooks["call_now"].due == timedelta(hours=1)
