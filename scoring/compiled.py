@@ -26,11 +26,36 @@ from scoring.matchers import (
     field_test,
     signal_matcher,
 )
+from scoring.model import Reason
 from scoring.rules_fields import duration_seconds
 from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
-from scoring.wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay
+from scoring.wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay, format_points
 
 BAND_RANK: Mapping[str, int] = {band: rank for rank, band in enumerate(BAND_NAMES)}
+
+#: A reason while scoring, laid out so that plain tuple sorting puts overrides first, then the
+#: largest absolute points: (0 override / 1 other, -|points|, kind rank, rule id, full text,
+#: points, short text for the summary, kind, the finished ``Reason``). The ``Reason`` is made of
+#: the fields before it, so two drafts that tie up to it are equal and their order is moot.
+#: Leads share most reasons, so rules keep drafts by what the text depends on and reuse them.
+Draft = tuple[int, float, int, str, str, float, str, str, Reason]
+
+#: Entries per reason cache before it starts over; the texts depend on few distinct values.
+MAX_CACHED_REASONS = 4096
+
+
+def draft(group: int, weight: float, rank: int, rule: str, text: str, points: float, short: str,
+          kind: str) -> Draft:
+    """Return the draft of a reason (see ``Draft``)."""
+    return group, weight, rank, rule, text, points, short, kind, Reason(float(points), text, rule, kind)
+
+
+def remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Store ``value`` under ``key`` in a bounded cache and return it."""
+    if len(cache) >= MAX_CACHED_REASONS:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @dataclass(slots=True)
@@ -53,6 +78,14 @@ class EngagementRule:
     fallback_object: str
     #: Reason words per asset label, filled while scoring (labels are few: asset names).
     words: dict[str, str] = field(default_factory=dict)
+    #: Reasons by (label, points, count, age in days or age text, signals not counted), filled
+    #: while scoring.
+    reasons: dict[tuple[str, float, int, int | str, int], Draft] = field(default_factory=dict)
+    #: ``-decay_rate``, what the engine multiplies ages by.
+    negative_rate: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.negative_rate = -self.decay_rate
 
 
 @dataclass(slots=True)
@@ -81,6 +114,8 @@ class ConditionRule:
     at_least: str | None = None
     unless_disqualified: bool = True
     priority: str = ""
+    #: Reasons by (prefix, condition subject and label, asset name, age text), filled while scoring.
+    reasons: dict[tuple[str, str, str, str, str], Draft] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -89,13 +124,38 @@ class NegativeRule:
     points: float
     text: str
     basis: str
+    #: Reasons by detail (the domain, the number, the age ...), filled while scoring.
+    reasons: dict[str, Draft] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FitRule:
+    id: str
+    field: str
+    points: float
+    test: Callable[[Any], bool]
+    text: str
+    #: The reason when the rule has its own text (it then does not depend on the value).
+    fixed: Draft | None
+    #: ``test`` results and reasons for text values, filled while scoring (leads share values).
+    results: dict[str, bool] = field(default_factory=dict)
+    reasons: dict[str, Draft] = field(default_factory=dict)
+
+
+def _fit_rule(spec: Mapping[str, Any]) -> FitRule:
+    text, points = spec.get("text", ""), spec["points"]
+    fixed = None
+    if text:
+        words = f"{format_points(points)} {text}"
+        fixed = draft(1, -abs(points), 1, spec["id"], words, points, words, "fit")
+    return FitRule(spec["id"], spec["field"], points, field_test(spec), text, fixed)
 
 
 @dataclass
 class CompiledRules:
     assets: dict[str, Asset]
     router: SignalRouter
-    fit: list[tuple[str, str, float, Callable[[Any], bool], str]]
+    fit: list[FitRule]
     grades: tuple[tuple[float, str], ...]
     engagement: list[EngagementRule]
     signal_windows: list[float]
@@ -114,6 +174,8 @@ class CompiledRules:
     mql_grades: frozenset[str]
     mql_min_score: float
     signal_labels: list[str] = field(default_factory=list)
+    #: Whether a job title matches ``student_title``, filled while scoring.
+    student_titles: dict[str, bool] = field(default_factory=dict)
 
 
 def _engagement_rule(spec: Mapping[str, Any]) -> EngagementRule:
@@ -239,8 +301,7 @@ def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
     bands = data["bands"]
     return CompiledRules(
         assets=assets,
-        fit=[(spec["id"], spec["field"], spec["points"], field_test(spec), spec.get("text", ""))
-             for spec in data["fit"]],
+        fit=[_fit_rule(spec) for spec in data["fit"]],
         grades=tuple((data["grades"][g], g) for g in ("A", "B", "C")),
         engagement=engagement,
         signal_windows=index.windows, signal_labels=index.labels,

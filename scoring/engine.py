@@ -3,6 +3,10 @@
 Pure: the result depends only on the profile, the signals, the rules and ``as_of``; nothing
 here reads the clock, a file or the network. The rules were compiled at load
 (``scoring.compiled``), so this module only walks signals and adds numbers.
+
+Speed (``bench/scoring.py``): leads share most values (titles, domains, pages, reason texts),
+so test results, routes and finished ``Reason`` objects are kept on the compiled rules and
+reused; what stays per lead is walking its signals, the decay arithmetic and the sorting.
 """
 
 from __future__ import annotations
@@ -13,54 +17,75 @@ from datetime import datetime
 from typing import Any
 
 from scoring.checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
-from scoring.compiled import BAND_RANK, CompiledRules, Condition, ConditionRule, EngagementRule
-from scoring.fields import country_code, is_present, split_email, website_domain
-from scoring.matchers import TARGET_CONDITION, TARGET_RULE
-from scoring.model import LeadProfile, Reason, ScoreResult, Signal
-from scoring.rules import Rules
-from scoring.wording import (
-    build_summary,
-    describe_age,
-    fill_asset,
-    format_points,
+from scoring.compiled import (
+    BAND_RANK,
+    CompiledRules,
+    Condition,
+    ConditionRule,
+    Draft,
+    EngagementRule,
+    draft,
+    remember,
 )
+from scoring.fields import country_code, is_present, split_email, website_domain
+from scoring.model import LeadProfile, ScoreResult, Signal
+from scoring.rules import Rules
+from scoring.wording import build_summary, describe_age, fill_asset, format_points
 
-# A reason while scoring, laid out so that plain tuple sorting puts overrides first, then the
-# largest absolute points: (0 override / 1 other, -|points|, kind rank, rule id, full text,
-# points, short text for the summary, kind).
-_Draft = tuple[int, float, int, str, str, float, str, str]
+PENALTY_RULE = "recycle_penalty"
+
+_exp = math.exp
+_INF = math.inf
+_UNROUTED = object()
 
 
-def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as_of: datetime) -> ScoreResult:
+def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as_of: datetime, *,
+               penalty: float = 0, penalty_reason: str = "") -> ScoreResult:
     """Return the ``ScoreResult`` of a lead with these signals under ``rules`` at ``as_of``.
 
     Signals after ``as_of`` are ignored, signals repeating an earlier (kind, key) count once.
-    Raises ValueError if ``as_of`` is naive.
+    ``penalty`` points (e.g. after a recycle) come off the engagement points like a negative
+    signal, with a ``recycle_penalty`` reason worded ``−10 {penalty_reason}``.
+    Raises ValueError if ``as_of`` is naive or ``penalty`` is negative or not finite.
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
+    if not 0 <= penalty < _INF:
+        raise ValueError(f"penalty must be a finite number of points >= 0, not {penalty!r}")
     compiled = rules.compiled
     values, local, domain = _lead_values(profile.fields)
-    drafts: list[_Draft] = []
+    drafts: list[Draft] = []
     fit_points = _fit(values, compiled, drafts)
     fired = _profile_negatives(values, local, domain, compiled)
-    (hits, hit_labels), negative_hits, engagement_points = _engagement(signals, as_of, compiled, drafts)
+    hits, hit_labels, negative_hits, engagement_points = _engagement(signals, as_of, compiled, drafts)
     for kind, age in negative_hits.items():
         fired[kind] = describe_age(age)
+    negatives = compiled.negatives
     for name, detail in fired.items():
-        rule = compiled.negatives[name]
+        rule = negatives[name]
         if rule.points:
-            words = rule.text.replace("{detail}", detail)
-            signed = format_points(rule.points)
-            drafts.append((1, -abs(rule.points), 3, name, f"{signed} {words}", rule.points,
-                           f"{signed} {words.split(' (')[0]}", "negative"))
+            found = rule.reasons.get(detail)
+            if found is None:
+                words = rule.text.replace("{detail}", detail)
+                signed = format_points(rule.points)
+                found = remember(rule.reasons, detail, draft(
+                    1, -abs(rule.points), 3, name, f"{signed} {words}", rule.points,
+                    f"{signed} {words.split(' (')[0]}", "negative"))
+            drafts.append(found)
             if rule.basis == "fit":
                 fit_points += rule.points
             else:
                 engagement_points += rule.points
+    if penalty > 0:
+        engagement_points -= penalty
+        drafts.append(_penalty_reason(penalty, penalty_reason))
     fit_points, engagement_points = round(fit_points, 1), round(engagement_points, 1)
     score = round(fit_points + engagement_points, 1)
-    grade = next((g for threshold, g in compiled.grades if fit_points >= threshold), "D")
+    grade = "D"
+    for threshold, name in compiled.grades:
+        if fit_points >= threshold:
+            grade = name
+            break
     state = _State(values, fired, hits, hit_labels, score, grade)
 
     disqualify_reason = disqualified_by = None
@@ -84,7 +109,7 @@ def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as
         fit_points=fit_points, engagement_points=engagement_points, score=score, grade=grade,
         band=band, mql=mql, disqualified=disqualified, disqualify_reason=disqualify_reason,
         priority=priority, playbook=compiled.playbooks[band],
-        reasons=tuple([Reason(float(d[5]), d[4], d[3], d[7]) for d in drafts]),
+        reasons=tuple([d[8] for d in drafts]),
         summary=build_summary(head, [d[6] for d in drafts if d[3] != disqualified_by]),
         rules_version=rules.version, as_of=as_of,
     )
@@ -101,6 +126,13 @@ class _State:
         self.score, self.grade, self.disqualified = score, grade, False
 
 
+def _penalty_reason(penalty: float, penalty_reason: str) -> Draft:
+    signed = format_points(-penalty)
+    words = penalty_reason or "recycle penalty"
+    return draft(1, -penalty, 3, PENALTY_RULE, f"{signed} {words}", -penalty,
+                  f"{signed} {words.split(' (')[0]}", "negative")
+
+
 def _lead_values(fields: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
     values = dict(fields)
     country = values.get("country")
@@ -111,14 +143,29 @@ def _lead_values(fields: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
     return values, local, domain
 
 
-def _fit(values: Mapping[str, Any], compiled: CompiledRules, drafts: list[_Draft]) -> float:
+def _fit(values: Mapping[str, Any], compiled: CompiledRules, drafts: list[Draft]) -> float:
     total = 0.0
-    for rule_id, field, points, test, text in compiled.fit:
-        value = values.get(field)
-        if test(value):
-            total += points
-            words = f"{format_points(points)} {text or field.replace('_', ' ') + ': ' + str(value).strip()}"
-            drafts.append((1, -abs(points), 1, rule_id, words, points, words, "fit"))
+    for rule in compiled.fit:
+        value = values.get(rule.field)
+        if value.__class__ is str:  # only exact str: 1, 1.0 and True are equal keys but test differently
+            holds = rule.results.get(value)
+            if holds is None:
+                holds = remember(rule.results, value, rule.test(value))
+        else:
+            holds = rule.test(value)
+        if not holds:
+            continue
+        total += rule.points
+        found = rule.fixed
+        if found is None:
+            found = rule.reasons.get(value) if value.__class__ is str else None
+            if found is None:
+                points = rule.points
+                words = f"{format_points(points)} {rule.field.replace('_', ' ') + ': ' + str(value).strip()}"
+                found = draft(1, -abs(points), 1, rule.id, words, points, words, "fit")
+                if value.__class__ is str:
+                    remember(rule.reasons, value, found)
+        drafts.append(found)
     return total
 
 
@@ -136,8 +183,13 @@ def _profile_negatives(values: Mapping[str, Any], local: str, domain: str,
             fired["competitor"] = site
     if "student" in negatives and "student" not in fired and compiled.student_title is not None:
         title = values.get("job_title")
-        if isinstance(title, str) and compiled.student_title.search(title):
-            fired["student"] = f'job title "{title.strip()}"'
+        if isinstance(title, str):
+            student = compiled.student_titles.get(title)
+            if student is None:
+                student = remember(compiled.student_titles, title,
+                                   compiled.student_title.search(title) is not None)
+            if student:
+                fired["student"] = f'job title "{title.strip()}"'
     if "gibberish" in negatives and local and looks_gibberish(local):
         fired["gibberish"] = local + "@"
     if "missing_phone" in negatives or "invalid_phone" in negatives:
@@ -155,24 +207,26 @@ def _profile_negatives(values: Mapping[str, Any], local: str, domain: str,
 
 
 def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRules,
-                drafts: list[_Draft]) -> tuple[tuple[list[float], list[str]], dict[str, float], float]:
-    """Walk the signals once; return condition hit ages, bounce/unsubscribe ages, points."""
+                drafts: list[Draft]) -> tuple[list[float], list[str], dict[str, float], float]:
+    """Walk the signals once; return condition hit ages and labels, bounce/unsubscribe ages, points."""
     router = compiled.router
     routes, route = router.cache, router.route
     windows = compiled.signal_windows
-    hits = [math.inf] * len(windows)
+    hits = [_INF] * len(windows)
     hit_labels = [""] * len(windows)
     negative_hits: dict[str, float] = {}
     matched: dict[int, list[tuple[float, str]]] = {}
     seen: set[tuple[str, str]] = set()
+    unrouted = _UNROUTED
     for signal in signals:
         kind = signal.kind
         properties = signal.properties
         asset_id = properties.get("asset")
         url = properties.get("url") if asset_id is None else None
-        found = routes.get((kind, asset_id, url)) or route(kind, asset_id, url)
-        targets, asset = found
-        if not targets:
+        found = routes.get((kind, asset_id, url), unrouted)
+        if found is unrouted:
+            found = route(kind, asset_id, url)
+        if found is None:
             continue
         age = (as_of - signal.occurred_at).total_seconds()
         if age < 0:
@@ -182,27 +236,34 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
             if dedupe in seen:
                 continue
             seen.add(dedupe)
-        for code, target, property_matcher in targets:
-            if property_matcher is not None and not property_matcher.matches_properties(properties):
+        rule_targets, condition_targets, negative_targets, label, condition_label = found
+        for index, matcher in rule_targets:
+            if matcher is not None and not matcher.matches_properties(properties):
                 continue
-            if code == TARGET_RULE:
-                label = asset.name if asset is not None else (asset_id if isinstance(asset_id, str) else "")
-                records = matched.get(target)
-                if records is None:
-                    matched[target] = [(age, label)]
-                else:
-                    records.append((age, label))
-            elif code == TARGET_CONDITION:
-                if age <= windows[target] and age < hits[target]:
-                    hits[target] = age
-                    hit_labels[target] = asset.name if asset is not None else ""
-            elif age < negative_hits.get(target, math.inf):
-                negative_hits[target] = age
-    group_totals: dict[str, float] = {}
+            records = matched.get(index)
+            if records is None:
+                matched[index] = [(age, label)]
+            else:
+                records.append((age, label))
+        for index, matcher in condition_targets:
+            if matcher is not None and not matcher.matches_properties(properties):
+                continue
+            if age <= windows[index] and age < hits[index]:
+                hits[index] = age
+                hit_labels[index] = condition_label
+        for name, matcher in negative_targets:
+            if matcher is not None and not matcher.matches_properties(properties):
+                continue
+            if age < negative_hits.get(name, _INF):
+                negative_hits[name] = age
     total = 0.0
-    for index, records in sorted(matched.items()):
-        rule = compiled.engagement[index]
-        points = _rule_points(rule, records, drafts)
+    if not matched:
+        return hits, hit_labels, negative_hits, total
+    group_totals: dict[str, float] = {}
+    engagement = compiled.engagement
+    for index in sorted(matched):
+        rule = engagement[index]
+        points = _rule_points(rule, matched[index], drafts)
         total += points
         if rule.group is not None:
             group_totals[rule.group] = group_totals.get(rule.group, 0.0) + points
@@ -211,16 +272,16 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
         if excess > 0:
             total -= excess
             text = f"{format_points(-excess)} {group} activity counts at most {cap:g}"
-            drafts.append((1, -excess, 2, f"engagement_caps.groups.{group}", text, -excess, text, "engagement"))
+            drafts.append(draft(1, -excess, 2, f"engagement_caps.groups.{group}", text, -excess, text, "engagement"))
     excess = round(total - compiled.total_cap, 1)
     if excess > 0:
         total -= excess
         text = f"{format_points(-excess)} activity counts at most {compiled.total_cap:g} in all"
-        drafts.append((1, -excess, 2, "engagement_caps.total", text, -excess, text, "engagement"))
-    return (hits, hit_labels), negative_hits, total
+        drafts.append(draft(1, -excess, 2, "engagement_caps.total", text, -excess, text, "engagement"))
+    return hits, hit_labels, negative_hits, total
 
 
-def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts: list[_Draft]) -> float:
+def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts: list[Draft]) -> float:
     """Add the reasons of one engagement rule; return its points after decay and limit."""
     if len(records) > 1:
         records.sort()  # newest first: with a limit, the recent signals are the ones that count
@@ -238,42 +299,61 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
             if len(kept) - start < limit:
                 kept.append(record)
         dropped, records = len(records) - len(kept), kept
-    rate, base = rule.decay_rate, rule.points
+    # ``-rate * age`` is ``(-rate) * age``, so the negated rate gives bit-identical points.
+    rate, base, cache = rule.negative_rate, rule.points, rule.reasons
     if len(records) == 1:
         age, label = records[0]
-        by_label = {label: [base * math.exp(-rate * age) if rate else base, 1, age]}
-    else:
-        by_label = {}
-        for age, label in records:
-            points = base * math.exp(-rate * age) if rate else base
-            entry = by_label.get(label)
-            if entry is None:
-                by_label[label] = [points, 1, age]
-            else:
-                entry[0] += points
-                entry[1] += 1
+        points = round(base * _exp(rate * age) if rate else base, 1)
+        if not points:
+            return 0.0
+        # The age text of reasons older than two days is "N days ago": N stands in for it.
+        key = (label, points, 1, int(age // 86400) if age >= 172800 else describe_age(age), dropped)
+        found = cache.get(key)
+        if found is None:
+            found = _engagement_reason(rule, key, age)
+        drafts.append(found)
+        return points
+    by_label: dict[str, list[Any]] = {}
+    for age, label in records:
+        points = base * _exp(rate * age) if rate else base
+        entry = by_label.get(label)
+        if entry is None:
+            by_label[label] = [points, 1, age]
+        else:
+            entry[0] += points
+            entry[1] += 1
     total = 0.0
     for label, (points, count, newest) in by_label.items():
         points = round(points, 1)
         if not points:
             continue
         total += points
-        words = rule.words.get(label) or rule.words.setdefault(
-            label, fill_asset(rule.text, label or rule.fallback_object))
-        when = describe_age(newest) if count == 1 else f"{count}×, last {describe_age(newest)}"
-        if dropped:
-            when += f", {dropped} more not counted: {rule.limit_note}"
-            dropped = 0
-        short = f"{format_points(points)} {words}"
-        drafts.append((1, -abs(points), 2, rule.id, f"{short} ({when}{rule.decay_note})", points, short,
-                       "engagement"))
+        key = (label, points, count, int(newest // 86400) if newest >= 172800 else describe_age(newest), dropped)
+        found = cache.get(key)
+        if found is None:
+            found = _engagement_reason(rule, key, newest)
+        drafts.append(found)
+        dropped = 0
     return total
+
+
+def _engagement_reason(rule: EngagementRule, key: tuple[str, float, int, int | str, int], newest: float) -> Draft:
+    """Build, keep and return the reason of ``key``: (label, points, count, age, not counted)."""
+    label, points, count, _, dropped = key
+    words = rule.words.get(label) or rule.words.setdefault(label, fill_asset(rule.text, label or rule.fallback_object))
+    age = describe_age(newest)
+    when = age if count == 1 else f"{count}×, last {age}"
+    if dropped:
+        when += f", {dropped} more not counted: {rule.limit_note}"
+    short = f"{format_points(points)} {words}"
+    return remember(rule.reasons, key, draft(
+        1, -abs(points), 2, rule.id, f"{short} ({when}{rule.decay_note})", points, short, "engagement"))
 
 
 def _holds(condition: Condition, state: _State) -> bool:
     subject = condition.subject
     if subject == "signal":
-        return state.hits[condition.signal_index] != math.inf
+        return state.hits[condition.signal_index] != _INF
     if subject == "field":
         return condition.test(state.values.get(condition.field))  # type: ignore[misc]
     if subject == "negative":
@@ -292,22 +372,33 @@ def _first_holding(rule: ConditionRule, state: _State) -> Condition | None:
     return None
 
 
-def _override(drafts: list[_Draft], rule: ConditionRule, prefix: str, condition: Condition,
+def _override(drafts: list[Draft], rule: ConditionRule, prefix: str, condition: Condition,
               state: _State) -> None:
     """Add a 0-point reason: ``prefix: rule text (what held, when)``."""
-    short = f"{prefix}: {rule.text or condition.label}"
-    details = [condition.label] if rule.text else []
+    asset = age = ""
     if condition.subject == "signal":
         index = condition.signal_index
-        if state.hit_labels[index] and details:
-            details[0] = state.hit_labels[index]
-        details.append(describe_age(state.hits[index]))
-    full = f"{short} ({', '.join(details)})" if details else short
-    drafts.append((0, 0.0, 0, rule.id, full, 0.0, short, "override"))
+        asset, age = state.hit_labels[index], describe_age(state.hits[index])
+    key = (prefix, condition.subject, condition.label, asset, age)
+    found = rule.reasons.get(key)
+    if found is None:
+        short = f"{prefix}: {rule.text or condition.label}"
+        details = [condition.label] if rule.text else []
+        if condition.subject == "signal":
+            if asset and details:
+                details[0] = asset
+            details.append(age)
+        full = f"{short} ({', '.join(details)})" if details else short
+        found = remember(rule.reasons, key, draft(0, 0.0, 0, rule.id, full, 0.0, short, "override"))
+    drafts.append(found)
 
 
-def _band(score: float, compiled: CompiledRules, state: _State, drafts: list[_Draft]) -> str:
-    band = next((b for threshold, b in compiled.bands if score >= threshold), "cold")
+def _band(score: float, compiled: CompiledRules, state: _State, drafts: list[Draft]) -> str:
+    band = "cold"
+    for threshold, name in compiled.bands:
+        if score >= threshold:
+            band = name
+            break
     forced: tuple[int, ConditionRule, Condition] | None = None
     for rule in compiled.overrides:
         if rule.force is None and (state.disqualified and rule.unless_disqualified):
@@ -329,7 +420,7 @@ def _band(score: float, compiled: CompiledRules, state: _State, drafts: list[_Dr
     return band
 
 
-def _priority(compiled: CompiledRules, state: _State, drafts: list[_Draft]) -> str:
+def _priority(compiled: CompiledRules, state: _State, drafts: list[Draft]) -> str:
     for level in ("high", "low"):
         for rule in compiled.priority:
             if rule.priority != level:

@@ -16,7 +16,8 @@ from typing import Any
 
 from scoring.fields import as_number, as_text, is_present, is_truthy
 
-#: What a kind-index entry feeds: an engagement rule, a signal condition, a negative signal.
+#: What a kind-index entry feeds: an engagement rule, a signal condition, a negative signal
+#: (also the positions of those target lists in a ``Route``).
 TARGET_RULE, TARGET_CONDITION, TARGET_NEGATIVE = 0, 1, 2
 
 
@@ -56,8 +57,16 @@ class SignalMatcher:
         return True
 
 
-#: What one signal feeds: (TARGET_*, target, matcher whose properties still need checking).
-Route = tuple[tuple[tuple[int, Any, "SignalMatcher | None"], ...], "Asset | None"]
+#: What one signal feeds, split by target kind, each target with the matcher whose properties
+#: still need checking (None: nothing left to check): (rule indexes, condition indexes, negative
+#: names, the label rules record, the label conditions record). None when it feeds nothing.
+Route = tuple[
+    tuple[tuple[int, "SignalMatcher | None"], ...],
+    tuple[tuple[int, "SignalMatcher | None"], ...],
+    tuple[tuple[str, "SignalMatcher | None"], ...],
+    str,
+    str,
+]
 
 
 class SignalRouter:
@@ -74,20 +83,26 @@ class SignalRouter:
                  asset_for_url: Callable[[str], Asset | None]):
         self.by_kind, self.any_kind = by_kind, any_kind
         self.assets, self.asset_for_url = assets, asset_for_url
-        self.cache: dict[tuple[str, Any, Any], Route] = {}
+        self.cache: dict[tuple[str, Any, Any], Route | None] = {}
 
-    def route(self, kind: str, asset_id: Any, url: Any) -> Route:
-        """Return the targets a signal of this kind, asset id and URL feeds, and its asset."""
+    def route(self, kind: str, asset_id: Any, url: Any) -> Route | None:
+        """Return what a signal of this kind, asset id and URL feeds (None: nothing)."""
         if asset_id is not None:
             asset = self.assets.get(asset_id) if isinstance(asset_id, str) else None
         else:
             asset = self.asset_for_url(url) if isinstance(url, str) and url else None
-        entries = [*self.by_kind.get(kind, ()), *self.any_kind]
-        found = tuple((code, target, matcher if matcher.properties else None)
-                      for code, target, matcher in entries if matcher.matches_static(asset, url))
+        found: tuple[list[tuple[Any, SignalMatcher | None]], ...] = ([], [], [])
+        for code, target, matcher in (*self.by_kind.get(kind, ()), *self.any_kind):
+            if matcher.matches_static(asset, url):
+                found[code].append((target, matcher if matcher.properties else None))
+        route: Route | None = None
+        if any(found):
+            rule_label = asset.name if asset is not None else (asset_id if isinstance(asset_id, str) else "")
+            route = (tuple(found[TARGET_RULE]), tuple(found[TARGET_CONDITION]), tuple(found[TARGET_NEGATIVE]),
+                     rule_label, asset.name if asset is not None else "")
         if len(self.cache) >= self.MAX_CACHED:
             self.cache.clear()
-        route = self.cache[(kind, asset_id, url)] = (found, asset)
+        self.cache[(kind, asset_id, url)] = route
         return route
 
 

@@ -56,10 +56,20 @@ def format_points(points: float) -> str:
     return text
 
 
+_DAYS_AGO: dict[int, str] = {}
+
+
 def describe_age(seconds: float) -> str:
     """Return how long ago something happened: ``just now``, ``5 hours ago``, ``3 days ago``."""
     if seconds >= 172800:
-        return f"{int(seconds // 86400)} days ago"
+        days = int(seconds // 86400)
+        # Most reasons are days old, so the few distinct day counts are formatted once.
+        text = _DAYS_AGO.get(days)
+        if text is None:
+            text = f"{days} days ago"
+            if len(_DAYS_AGO) < 10_000:
+                _DAYS_AGO[days] = text
+        return text
     if seconds >= 86400:
         return "1 day ago"
     if seconds >= 7200:
@@ -86,10 +96,14 @@ def fill_asset(template: str, name: str) -> str:
 def build_summary(head: str, items: Iterable[str], limit: int = SUMMARY_LIMIT) -> str:
     """Return ``head: item; item; …`` cut at whole items to at most ``limit`` characters."""
     text = head[:limit]
+    parts = [text]
+    length = len(text)
     separator = ": "
     for item in items:
-        candidate = f"{text}{separator}{item}"
-        if len(candidate) > limit:
-            return text if len(text) + 2 > limit else text + " …"
-        text, separator = candidate, "; "
-    return text
+        grown = length + len(separator) + len(item)
+        if grown > limit:
+            text = "".join(parts)
+            return text if length + 2 > limit else text + " …"
+        parts += (separator, item)
+        length, separator = grown, "; "
+    return "".join(parts)
