@@ -134,7 +134,9 @@ def score_now(session: Session, svc: Any, lead: Lead, now: datetime) -> ScoreRes
     """Score the lead on its stored fields and activity as of ``now``."""
     rules = svc.rules
     profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
-    return score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now)
+    penalty = float(lead.score_penalty or 0)
+    return score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now, penalty=penalty,
+                      penalty_reason=f"recycled by sales ({lead.recycle_reason})" if penalty else "")
 
 
 def stored_result(session: Session, lead: Lead) -> ScoreResult | None:

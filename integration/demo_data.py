@@ -30,7 +30,7 @@ WEB_PATH, HUBSPOT_PATH, SALESFORCE_PATH = "/webhooks/events", "/webhooks/hubspot
 SITE = "https://www.routecover.example"
 WEB_BATCH, CRM_BATCH, DAYS = 490, 100, 90  # web: room for one redelivery under the intake's 500 per request
 PORTAL_ID, APP_ID, CREATION_SUB, CHANGE_SUB = 48807704, 16111050, 3923621, 3923622
-SF_NS = "urn:sobject.enterprise.soap.sforce.com"
+SF_NS, SF_TIME = "urn:sobject.enterprise.soap.sforce.com", "%Y-%m-%dT%H:%M:%S.000Z"  # all times are UTC
 
 # --- who they are --------------------------------------------------------------------------------
 NAMES = {  # name group -> (first names, last names); "_" stands for a space
@@ -66,16 +66,19 @@ COUNTRIES = {  # ISO-2 -> (name as typed in forms, name group, phone templates: 
 _COMPANIES = """name|own domain|industry|employees|country
 Nordfracht Logistik GmbH|nordfracht.de|Logistics|420|DE; Hansekontor Handels AG|hansekontor.de|Wholesale|2600|DE
 Rheinland Spedition GmbH & Co. KG|rheinland-spedition.de|Transportation|1300|DE
-Brenner Maschinenbau GmbH|brenner-maschinenbau.de|Manufacturing|780|DE; Kessler Beratung|kessler-beratung.de|Consulting|6|DE
-Kaufhaus Lindner KG|kaufhaus-lindner.de|Retail|310|DE; Fahrradfuchs Online GmbH|fahrradfuchs.de|E-commerce|95|DE
-Quellwerk Software GmbH|quellwerk.de|Software|60|DE; Klinikverbund Ostalb|klinikverbund-ostalb.de|Healthcare|3400|DE
-Alpentrans Logistik GmbH|alpentrans.at|Logistics|530|AT; Donau Handel AG|donauhandel.at|Wholesale|210|AT
-Gotthard Cargo AG|gotthardcargo.ch|Transportation|880|CH; Limmat Präzision AG|limmat-praezision.ch|Manufacturing|340|CH
+Brenner Maschinenbau GmbH|brenner-maschinenbau.de|Manufacturing|780|DE
+Kessler Beratung|kessler-beratung.de|Consulting|6|DE; Kaufhaus Lindner KG|kaufhaus-lindner.de|Retail|310|DE
+Fahrradfuchs Online GmbH|fahrradfuchs.de|E-commerce|95|DE; Quellwerk Software GmbH|quellwerk.de|Software|60|DE
+Klinikverbund Ostalb|klinikverbund-ostalb.de|Healthcare|3400|DE; Alpentrans Logistik GmbH|alpentrans.at|Logistics|530|AT
+Donau Handel AG|donauhandel.at|Wholesale|210|AT; Gotthard Cargo AG|gotthardcargo.ch|Transportation|880|CH
+Limmat Präzision AG|limmat-praezision.ch|Manufacturing|340|CH
 Harbourline Freight Ltd|harbourline.co.uk|Logistics|640|GB; Pennine Retail Group plc|penninegroup.co.uk|Retail|4200|GB
 Thameside Components Ltd|thamesidecomponents.co.uk|Manufacturing|120|GB
 Brightwell Analytics Ltd|brightwell-analytics.co.uk|Software|45|GB; Fenwick & Hale LLP|fenwickhale.co.uk|Legal|140|GB
-Liffey Distribution Ltd|liffeydistribution.ie|Wholesale|260|IE; Bayside Freight Inc.|baysidefreight.com|Transportation|1900|US
-Redwood Outfitters Inc.|redwoodoutfitters.com|E-commerce|230|US; Mesa Robotics Corp.|mesarobotics.com|Manufacturing|12000|US
+Liffey Distribution Ltd|liffeydistribution.ie|Wholesale|260|IE
+Bayside Freight Inc.|baysidefreight.com|Transportation|1900|US
+Redwood Outfitters Inc.|redwoodoutfitters.com|E-commerce|230|US
+Mesa Robotics Corp.|mesarobotics.com|Manufacturing|12000|US
 Lakeshore Industrial Supply|lakeshoreindustrial.com|Wholesale|3100|US
 Summit Health Partners|summithealthpartners.com|Healthcare|800|US; Cobalt Ridge Capital|cobaltridge.com|Finance|75|US
 Granite Peak Consulting LLC|granitepeakconsulting.com|Consulting|8|US
@@ -83,8 +86,9 @@ Maple Route Logistics Inc.|mapleroute.ca|Logistics|370|CA; Northern Grocers Co-o
 Van Dijk Transport B.V.|vandijktransport.nl|Transportation|480|NL; Polder Fresh B.V.|polderfresh.nl|Wholesale|190|NL
 Schelde Logistics NV|scheldelogistics.be|Logistics|720|BE; Studio Mertens|studiomertens.be|Marketing|4|BE
 Transports Garnier SAS|transports-garnier.fr|Transportation|560|FR
-Maison Lefèvre Distribution|lefevre-distribution.fr|Retail|2300|FR; Wisła Cargo Sp. z o.o.|wislacargo.pl|Logistics|280|PL
-Logística Ibérica S.L.|logisticaiberica.es|Logistics|350|ES; Sahyadri Freight Pvt Ltd|sahyadrifreight.in|Logistics|900|IN
+Maison Lefèvre Distribution|lefevre-distribution.fr|Retail|2300|FR
+Wisła Cargo Sp. z o.o.|wislacargo.pl|Logistics|280|PL; Logística Ibérica S.L.|logisticaiberica.es|Logistics|350|ES
+Sahyadri Freight Pvt Ltd|sahyadrifreight.in|Logistics|900|IN
 Rota Sul Transportes Ltda|rotasul.com.br|Transportation|640|BR"""
 COMPANIES = [(n, d, i, int(e), c) for n, d, i, e, c in
              (row.split("|") for row in re.split(r"; |\n", _COMPANIES)[1:])]
@@ -184,7 +188,7 @@ PERSONAS = {
 }
 HOT_PERSONAS = ("trial", "event", "hot_content", "contact", "demo", "research")  # some qualify in the last days
 CRM_SHARES = (("hubspot", 55), ("salesforce", 30), (None, 15))
-#: CRM status values that rules/lifecycle-default.yaml's `feedback:` reads as each answer. Salesforce
+#: CRM status values that the `feedback:` section of rules/leadloop.yaml reads as each answer. Salesforce
 #: has no value meaning bad data there, so those hand-offs get no answer.
 FEEDBACK = {"hubspot": {"accepted": ["IN_PROGRESS", "ATTEMPTED_TO_CONTACT", "CONNECTED"],
                         "not_ready": ["BAD_TIMING"], "bad_data": ["UNQUALIFIED"]},
@@ -358,14 +362,6 @@ def _journey(rng: random.Random, persona: Persona, now: datetime, recent: bool) 
     return [(start, "form_submit", persona.entry), *middle, *((end, *step) for step in _steps(rng, persona.finale))]
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _sf_stamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _lead(rng: random.Random, number: int, name: str, crm: str | None, seed: int, now: datetime,
           used: set[str]) -> tuple[DemoLead, tuple[str, str, dict[str, Any]] | None]:
     """Return one lead and its CRM record as (time, path, item): a HubSpot event or Salesforce notification."""
@@ -379,7 +375,8 @@ def _lead(rng: random.Random, number: int, name: str, crm: str | None, seed: int
     journey = _journey(rng, persona, now, name in HOT_PERSONAS and rng.random() < 0.12)
     lead = DemoLead(name, crm, crm_id, email, fields)
     for index, (at, kind, pool) in enumerate(journey):
-        event = {"id": f"demo-{seed}-{number:05d}-{index:03d}", "type": kind, "occurred_at": _iso(at), "email": email}
+        event = {"id": f"demo-{seed}-{number:05d}-{index:03d}", "type": kind,
+                 "occurred_at": at.isoformat(timespec="seconds"), "email": email}
         if crm:
             event |= {"crm": crm, "crm_id": crm_id}
         event["properties"] = _properties(rng, kind, pool)
@@ -390,17 +387,19 @@ def _lead(rng: random.Random, number: int, name: str, crm: str | None, seed: int
     if crm == "hubspot":
         source = rng.choices(["FORM", "CRM_UI", "IMPORT"], [8, 1, 1])[0]
         source_id = f"{rng.getrandbits(128):032x}" if source == "FORM" else f"userId:{rng.randrange(10**7, 10**8)}"
-        return lead, (_iso(created), HUBSPOT_PATH, {
+        return lead, (created.isoformat(timespec="seconds"), HUBSPOT_PATH, {
             "eventId": rng.randrange(10**8, 10**10), "subscriptionId": CREATION_SUB, "portalId": PORTAL_ID,
             "appId": APP_ID, "occurredAt": int(created.timestamp() * 1000), "subscriptionType": "contact.creation",
             "attemptNumber": 0, "objectId": int(crm_id), "changeFlag": "CREATED", "changeSource": source,
             "sourceId": source_id})
     if crm == "salesforce":
-        lead.sobject = {"Id": crm_id, **{SF_FIELDS[k]: v for k, v in fields.items() if k in SF_FIELDS},
-                        "Email": email, "LeadSource": LEAD_SOURCES.get(persona.entry, "Web"),
-                        "Status": "Open - Not Contacted", "LastModifiedDate": _sf_stamp(created)}
+        # LastName and Company are required on a Lead: web-to-lead fills them with "[not provided]".
+        lead.sobject = {"Id": crm_id, "LastName": "[not provided]", "Company": "[not provided]",
+                        **{SF_FIELDS[k]: v for k, v in fields.items() if k in SF_FIELDS}, "Email": email,
+                        "LeadSource": LEAD_SOURCES.get(persona.entry, "Web"), "Status": "Open - Not Contacted",
+                        "LastModifiedDate": created.strftime(SF_TIME)}
         notification = {"id": "04l" + "".join(rng.choices(_ALNUM, k=15)), "sobject": lead.sobject}
-        return lead, (_iso(created), SALESFORCE_PATH, notification)
+        return lead, (created.isoformat(timespec="seconds"), SALESFORCE_PATH, notification)
     return lead, None
 
 
@@ -442,7 +441,7 @@ def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str,
     About half are accepted, a quarter "not ready", a tenth bad data; the rest get no answer (they
     will miss their SLA). Salesforce leads come back as their full record with the new ``Status``.
     """
-    rng = random.Random(f"{seed}:feedback")
+    rng, stamp = random.Random(f"{seed}:feedback"), at.astimezone(UTC).strftime(SF_TIME)
     order = sorted(handoffs)
     rng.shuffle(order)
     cuts = [round(len(order) * share) for share in (0.5, 0.75, 0.85)]
@@ -461,7 +460,7 @@ def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str,
                             "changeSource": "CRM_UI", "sourceId": f"userId:{rng.randrange(10**7, 10**8)}"})
         elif (lead := leads.get((crm, crm_id))) is not None and lead.sobject:
             salesforce.append({"id": "04l" + "".join(rng.choices(_ALNUM, k=15)),
-                               "sobject": lead.sobject | {"Status": value, "LastModifiedDate": _sf_stamp(at)}})
+                               "sobject": lead.sobject | {"Status": value, "LastModifiedDate": stamp}})
     return ([OutgoingRequest(HUBSPOT_PATH, c) for c in _chunks(hubspot, CRM_BATCH)]
             + [OutgoingRequest(SALESFORCE_PATH, c) for c in _chunks(salesforce, CRM_BATCH)])
 

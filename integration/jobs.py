@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import CrmRateLimited, RecordUpdate, TaskSpec
+from connectors.base import LEADLOOP_FIELDS, CrmRateLimited, RecordUpdate, TaskSpec
 from integration import apply, clock, services
 from integration.models import Event, Lead, OutboxWrite
 from integration.queue import (
@@ -139,9 +139,15 @@ def _settle(row: OutboxWrite, outcome: Any, batch_id: str, now: datetime, totals
         totals["failed"] += 1
 
 
+def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The outbox keeps JSON; give the connector real datetimes so it formats them its CRM's way."""
+    return {key: datetime.fromisoformat(value) if LEADLOOP_FIELDS.get(key, ("", ""))[1] == "datetime"
+            and isinstance(value, str) else value for key, value in fields.items()}
+
+
 def _record_update(row: OutboxWrite) -> RecordUpdate:
     payload = row.payload
-    return RecordUpdate(key=row.idempotency_key, crm_id=row.crm_id, fields=payload.get("fields", {}),
+    return RecordUpdate(key=row.idempotency_key, crm_id=row.crm_id, fields=_typed_fields(payload.get("fields", {})),
                         owner_id=payload.get("owner_id"), crm_fields=payload.get("crm_fields", {}))
 
 

@@ -25,7 +25,7 @@ from connectors.base import (
     TaskSpec,
     WriteOutcome,
 )
-from connectors.hubspot.webhook import PROPERTY_FIELDS
+from connectors.hubspot.webhook import PROPERTY_FIELDS, canonical_value
 
 # --- mapping tables --------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class HubSpotClient:
                 raise CrmError(f"HubSpot batch read -> {response.status_code}: {error_message(response)}")
             for result in _json(response).get("results", []):
                 props = result.get("properties") or {}
-                found[str(result["id"])] = {canonical: props[name]
+                found[str(result["id"])] = {canonical: canonical_value(canonical, props[name])
                                             for name, canonical in PROPERTY_FIELDS.items()
                                             if props.get(name) is not None}
         return found

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -63,6 +64,11 @@ PROPERTY_FIELDS: dict[str, str] = {
     "hubspot_owner_id": "owner_id",
 }
 
+#: Canonical fields that hold numbers (``scoring.fields.LEAD_FIELDS``) and the type each takes.
+#: HubSpot sends every property value as text; the Salesforce connector already types these,
+#: so the same person must not be stored as ``"250"`` here and ``250`` there.
+NUMBER_FIELDS: dict[str, type] = {"employees": int, "annual_revenue": float}
+
 #: The only escapes v3 decodes in the request URI, exactly as HubSpot lists them (upper case).
 V3_URI_ESCAPES: dict[str, str] = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
@@ -102,6 +108,24 @@ STALE_TIMESTAMP = "X-HubSpot-Request-Timestamp is more than 5 minutes old"
 FUTURE_TIMESTAMP = "X-HubSpot-Request-Timestamp is more than 5 minutes in the future"
 MISMATCH = "HubSpot signature does not match"
 API_KEY_MISMATCH = "API key does not match"
+
+
+def canonical_value(name: str, value: Any) -> Any:
+    """Return a HubSpot property value typed as the canonical field ``name`` holds it.
+
+    Numeric text becomes a number; anything else (e.g. a range like ``"25-50"`` picked from the
+    default ``numemployees`` dropdown) is returned as sent, never refused.
+    """
+    kind = NUMBER_FIELDS.get(name)
+    if kind is None or not isinstance(value, str):
+        return value
+    try:
+        number = float(value.strip().replace(",", ""))
+    except ValueError:
+        return value
+    if not math.isfinite(number):
+        return value
+    return int(number) if kind is int and number.is_integer() else number
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -286,7 +310,7 @@ def _parse_event(index: int, item: Any) -> LeadEvent:
             # Sensitive properties arrive as "REDACTED": never store that as the field's value.
             properties = {"redacted": [name]}
         else:
-            fields = {name: value}
+            fields = {name: canonical_value(name, value)}
     elif kind == "merge":
         survivor_key = "newObjectId" if "newObjectId" in item else "primaryObjectId"
         survivor = f.integer(survivor_key)
@@ -337,7 +361,7 @@ def parse_workflow(request: InboundRequest, config: Mapping[str, Any], *,
         if value == REDACTED:
             redacted.append(canonical)
         else:
-            fields[canonical] = value
+            fields[canonical] = canonical_value(canonical, value)
     properties = {"redacted": redacted} if redacted else {}
     return [LeadEvent(source="hubspot", kind="record_snapshot", event_key=key, occurred_at=occurred_at,
                       fields=fields, properties=properties, raw=body, **ids)]

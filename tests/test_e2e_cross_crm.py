@@ -1,0 +1,162 @@
+"""The same lead history told by HubSpot and by Salesforce must be judged the same way."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.hubspot.webhook import hubspot_signature_v3
+from integration.apply import signals_of
+from integration.models import Lead, ScoreRecord
+from scoring import LeadProfile, score_lead
+from tests.conftest import drain, post_events, web_event
+
+HUBSPOT_ID = "5150"
+SALESFORCE_ID = "00Q1N00000cR0sSUAS"
+EMAIL = "ada.meyer@acme-robotics.com"
+#: The profile as the web form carried it, and what each CRM knows it as.
+PROFILE = {"email": EMAIL, "first_name": "Ada", "last_name": "Meyer", "company": "Acme Robotics",
+           "job_title": "Head of Operations", "industry": "Logistics", "country": "Germany",
+           "employees": 250, "phone": "+49 30 1234567"}
+SALESFORCE_NAMES = {"email": "Email", "first_name": "FirstName", "last_name": "LastName", "company": "Company",
+                    "job_title": "Title", "industry": "Industry", "country": "Country",
+                    "employees": "NumberOfEmployees", "phone": "Phone"}
+
+
+#: One clock reading for the whole module: both CRMs must report exactly the same moments.
+START = datetime.now(UTC).replace(microsecond=0)
+
+
+def at(days_ago: float) -> datetime:
+    return START - timedelta(days=days_ago)
+
+
+FORM_AT = at(6)
+
+
+def activity(prefix: str, crm: str, crm_id: str) -> list[dict[str, Any]]:
+    """The same web and product activity at the same times, addressed to one CRM's record."""
+    def event(n: int, kind: str, days_ago: float, **properties: Any) -> dict[str, Any]:
+        return web_event(f"{prefix}-{n}", kind, email=EMAIL, crm=crm, crm_id=crm_id,
+                         occurred_at=at(days_ago).isoformat(), properties=properties)
+
+    return [
+        event(1, "page_view", 9, url="https://acme.example/blog/warehouse-robots"),
+        event(2, "page_view", 8, url="https://acme.example/pricing"),
+        event(3, "content_download", 7, asset="coverage-map"),
+        web_event(f"{prefix}-4", "form_submit", email=EMAIL, crm=crm, crm_id=crm_id,
+                  occurred_at=FORM_AT.isoformat(), properties={"form": "demo-request", "fields": PROFILE}),
+        event(5, "page_view", 3, url="https://acme.example/customers/logistics-co"),
+        event(6, "email_click", 2, campaign="november-webinar"),
+    ]
+
+
+def deliver_through_hubspot(client: Any) -> None:
+    created = [{"eventId": 91001, "subscriptionId": 21, "portalId": 62515, "appId": 54321,
+                "occurredAt": int(at(10).timestamp() * 1000), "subscriptionType": "contact.creation",
+                "attemptNumber": 0, "objectId": int(HUBSPOT_ID), "changeFlag": "CREATED", "changeSource": "FORM"}]
+    body = json.dumps(created).encode()
+    stamp = str(int(time.time() * 1000))
+    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
+                                     body, stamp)
+    response = client.post("/webhooks/hubspot", data=body, headers={
+        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
+        "X-HubSpot-Request-Timestamp": stamp})
+    assert response.status_code == 200
+    assert post_events(client, activity("hs", "hubspot", HUBSPOT_ID)).status_code == 200
+
+
+#: HubSpot contact property -> canonical field (the connector's PROPERTY_FIELDS, reversed here by hand).
+HUBSPOT_NAMES = {"email": "email", "first_name": "firstname", "last_name": "lastname", "company": "company",
+                 "job_title": "jobtitle", "industry": "industry", "country": "country",
+                 "employees": "numemployees", "phone": "phone"}
+
+
+def deliver_profile_as_hubspot_property_changes(client: Any) -> None:
+    """The profile as HubSpot itself reports it: one propertyChange per property, values as text."""
+    changes = [{"eventId": 92000 + n, "subscriptionId": 22, "portalId": 62515, "appId": 54321,
+                "occurredAt": int(FORM_AT.timestamp() * 1000), "subscriptionType": "contact.propertyChange",
+                "attemptNumber": 0, "objectId": int(HUBSPOT_ID), "propertyName": HUBSPOT_NAMES[name],
+                "propertyValue": str(value), "changeSource": "FORM"} for n, (name, value) in enumerate(PROFILE.items())]
+    body = json.dumps(changes).encode()
+    stamp = str(int(time.time() * 1000))
+    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
+                                     body, stamp)
+    response = client.post("/webhooks/hubspot", data=body, headers={
+        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
+        "X-HubSpot-Request-Timestamp": stamp})
+    assert response.get_json() == {"accepted": len(PROFILE), "duplicates": 0, "ignored": 0}
+
+
+def deliver_through_salesforce(client: Any) -> None:
+    values = "".join(f"<sf:{SALESFORCE_NAMES[name]}>{value}</sf:{SALESFORCE_NAMES[name]}>"
+                     for name, value in PROFILE.items())
+    stamp = FORM_AT.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        "<OrganizationId>00Do0000000e0vQEAQ</OrganizationId><ActionId>04k1N0000008pXOQAY</ActionId>"
+        '<SessionId xsi:nil="true"/><Notification><Id>04l1N00000HXRSsQAP</Id>'
+        '<sObject xsi:type="sf:Lead" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        f"<sf:Id>{SALESFORCE_ID}</sf:Id>{values}<sf:LastModifiedDate>{stamp}</sf:LastModifiedDate>"
+        "</sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
+    response = client.post("/webhooks/salesforce/sf-path-token-0123456789abcdef", data=body,
+                           headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert response.status_code == 200
+    assert post_events(client, activity("sf", "salesforce", SALESFORCE_ID)).status_code == 200
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "as_of"}
+
+
+def test_the_same_history_through_either_crm_gets_the_same_verdict(client, svc):
+    deliver_through_hubspot(client)
+    deliver_through_salesforce(client)
+    drain(svc)
+    with svc.sessions() as session:
+        hubspot = session.scalars(select(Lead).where(Lead.crm == "hubspot")).one()
+        salesforce = session.scalars(select(Lead).where(Lead.crm == "salesforce")).one()
+        assert (hubspot.crm_id, salesforce.crm_id) == (HUBSPOT_ID, SALESFORCE_ID)
+        # The stored profile is the same whichever CRM told it.
+        assert hubspot.fields == salesforce.fields == PROFILE
+        assert hubspot.field_times == salesforce.field_times
+        assert hubspot.email == salesforce.email == EMAIL
+
+        latest = {}
+        for lead in (hubspot, salesforce):
+            latest[lead.crm] = session.scalars(select(ScoreRecord).where(ScoreRecord.lead_id == lead.id)
+                                               .order_by(ScoreRecord.id.desc())).first()
+        hs, sf = latest["hubspot"], latest["salesforce"]
+        assert (hs.score, hs.band, hs.grade, hs.mql) == (sf.score, sf.band, sf.grade, sf.mql)
+        assert comparable(hs.result) == comparable(sf.result)
+        assert hs.result["band"] == "hot" and hs.result["grade"] == "A"  # a real verdict, not two empty ones
+
+        # And at one as-of, from what each lead has stored, the results are identical.
+        as_of = datetime.now(UTC)
+        verdicts = []
+        for lead in (hubspot, salesforce):
+            profile = LeadProfile(fields={**lead.fields, "email": lead.email})
+            verdicts.append(score_lead(profile, signals_of(session, lead, svc.rules.activity_kinds),
+                                       svc.rules, as_of).to_dict())
+        assert verdicts[0] == verdicts[1]
+
+
+def test_profile_fields_reported_by_hubspot_property_changes_are_stored_like_salesforce_ones(client, svc):
+    """HubSpot sends every property value as text ("250"); Salesforce sends typed XML that the
+    connector reads as a number. Canonical fields (``scoring.fields.LEAD_FIELDS``: employees is
+    "a number") must not depend on which CRM said it."""
+    deliver_profile_as_hubspot_property_changes(client)
+    deliver_through_salesforce(client)
+    drain(svc)
+    with svc.sessions() as session:
+        hubspot = session.scalars(select(Lead).where(Lead.crm == "hubspot")).one()
+        salesforce = session.scalars(select(Lead).where(Lead.crm == "salesforce")).one()
+        assert hubspot.fields == salesforce.fields
