@@ -77,6 +77,18 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_rules_compare(args: argparse.Namespace) -> int:
+    from integration.rules_compare import compare, render
+    from scoring import load_rules_file
+
+    svc = _services(args)
+    candidate = load_rules_file(args.file)
+    with svc.sessions() as session:
+        report = compare(session, svc.rules, candidate)
+    print(render(report, svc.rules, candidate))
+    return 0
+
+
 def cmd_lead_show(args: argparse.Namespace) -> int:
     from integration.store import find_lead, lead_timeline
 
@@ -233,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules.add_parser("check", help="validate a rules file and summarise it")
     check.add_argument("file")
     check.set_defaults(func=cmd_rules_check)
+    compare = rules.add_parser("compare", help="what a candidate rules file would change, on the stored history")
+    compare.add_argument("file")
+    compare.set_defaults(func=cmd_rules_compare)
 
     lead = sub.add_parser("lead", help="one lead").add_subparsers(dest="action", required=True)
     show = lead.add_parser("show", help="print a lead's timeline")

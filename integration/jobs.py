@@ -31,7 +31,6 @@ from integration.queue import (
 from integration.store import pending_lead_ids
 
 log = logging.getLogger(__name__)
-FLUSH_LIMIT = 1000
 
 
 def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
@@ -53,9 +52,10 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     return {"leads": len(lead_ids), "scored": scored}
 
 
-def _lock_pending(session: Session, crm: str) -> list[OutboxWrite]:
-    stmt = (select(OutboxWrite).where(OutboxWrite.crm == crm, OutboxWrite.status == "pending")
-            .order_by(OutboxWrite.id).limit(FLUSH_LIMIT))
+def _lock_pending(session: Session, crm: str, kind: str, after_id: int, limit: int) -> list[OutboxWrite]:
+    stmt = (select(OutboxWrite).where(OutboxWrite.crm == crm, OutboxWrite.kind == kind,
+                                      OutboxWrite.status == "pending", OutboxWrite.id > after_id)
+            .order_by(OutboxWrite.id).limit(limit))
     if session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
@@ -64,60 +64,57 @@ def _lock_pending(session: Session, crm: str) -> list[OutboxWrite]:
 def flush_outbox(crm: str) -> dict[str, Any]:
     """Send ``crm``'s pending writes in batches (or, in shadow mode, record them as sent-to-none).
 
-    Returns counts. Raises ``CrmError`` on an outage so RQ retries with backoff; on a rate
-    limit, schedules itself after the wait the CRM asked for.
+    One CRM call's worth of rows per transaction, so row locks (SQLite: the write lock) are
+    never held across more than one HTTP call. Each row is tried once per run (an id cursor):
+    a retryable per-record error waits for the next flush. Returns counts. Raises ``CrmError``
+    on an outage so RQ retries with backoff; on a rate limit, schedules itself after the wait
+    the CRM asked for.
     """
+    from connectors import registry
+
     svc = services.current()
     svc.redis.delete(flush_key(crm))
     totals: dict[str, int] = defaultdict(int)
-    while True:
-        with svc.sessions.begin() as session:
-            rows = _lock_pending(session, crm)
-            if not rows:
-                break
-            try:
-                _send(svc, crm, rows, totals)
-            except CrmRateLimited as limited:
-                log.warning("%s rate limited; flushing again in %.0fs", crm, limited.retry_after)
-                svc.queue.enqueue_in(timedelta(seconds=limited.retry_after), "integration.jobs.flush_outbox",
-                                     crm, description=f"flush {crm} outbox after rate limit")
-                totals["rate_limited"] += 1
-                break
-        if len(rows) < FLUSH_LIMIT:
-            break
+    # Shadow mode needs no credentials: it batches exactly as live mode would, and records.
+    client = svc.crm_client(crm) if svc.live_writes else None
+    for kind, limit in (("update", registry()[crm].max_update_batch), ("task", 1)):
+        cursor = 0
+        while True:
+            with svc.sessions.begin() as session:
+                rows = _lock_pending(session, crm, kind, cursor, limit)
+                if not rows:
+                    break
+                cursor = rows[-1].id
+                try:
+                    _send(svc, client, rows, totals)
+                except CrmRateLimited as limited:
+                    log.warning("%s rate limited; flushing again in %.0fs", crm, limited.retry_after)
+                    svc.queue.enqueue_in(timedelta(seconds=limited.retry_after), "integration.jobs.flush_outbox",
+                                         crm, description=f"flush {crm} outbox after rate limit")
+                    totals["rate_limited"] += 1
+                    return dict(totals)
     return dict(totals)
 
 
-def _batches(rows: list[OutboxWrite], size: int) -> list[list[OutboxWrite]]:
-    return [rows[i:i + size] for i in range(0, len(rows), size)]
-
-
-def _send(svc: services.Services, crm: str, rows: list[OutboxWrite], totals: dict[str, int]) -> None:
-    from connectors import registry
-
+def _send(svc: services.Services, client: Any, rows: list[OutboxWrite], totals: dict[str, int]) -> None:
+    """Send one CRM call's worth of rows (one batch of updates, or one task)."""
     now = clock.now()
-    # Shadow mode needs no credentials: it batches exactly as live mode would, and records.
-    client = svc.crm_client(crm) if svc.live_writes else None
-    updates = [row for row in rows if row.kind == "update"]
-    tasks = [row for row in rows if row.kind == "task"]
-    for batch in _batches(updates, registry()[crm].max_update_batch):
-        batch_id = uuid.uuid4().hex[:12]
-        totals["batches"] += 1
-        if not svc.live_writes:
-            for row in batch:
-                row.status, row.batch_id, row.sent_at = "shadow", batch_id, now
-            totals["shadow"] += len(batch)
-            continue
-        outcomes = {o.key: o for o in client.update_records([_record_update(row) for row in batch])}
-        for row in batch:
-            _settle(row, outcomes.get(row.idempotency_key), batch_id, now, totals)
-    for row in tasks:
-        batch_id = uuid.uuid4().hex[:12]
-        if not svc.live_writes:
+    batch_id = uuid.uuid4().hex[:12]
+    if client is None:
+        for row in rows:
             row.status, row.batch_id, row.sent_at = "shadow", batch_id, now
-            totals["shadow"] += 1
-            continue
-        _settle(row, client.create_task(_task_spec(row)), batch_id, now, totals)
+        totals["shadow"] += len(rows)
+        totals["batches" if rows[0].kind == "update" else "tasks"] += 1
+        return
+    if rows[0].kind == "update":
+        totals["batches"] += 1
+        outcomes = {o.key: o for o in client.update_records([_record_update(row) for row in rows])}
+        for row in rows:
+            _settle(row, outcomes.get(row.idempotency_key), batch_id, now, totals)
+    else:
+        totals["tasks"] += 1
+        for row in rows:
+            _settle(row, client.create_task(_task_spec(row)), batch_id, now, totals)
 
 
 def _settle(row: OutboxWrite, outcome: Any, batch_id: str, now: datetime, totals: dict[str, int]) -> None:

@@ -6,7 +6,7 @@ from connectors.base import Connector, Endpoint
 from connectors.hubspot.client import BATCH_SIZE, make_client
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
-#: Every environment variable the connector reads (see docs/hubspot.md).
+#: Every environment variable the connector reads (see the README, "HubSpot setup").
 CONFIG_KEYS = (
     "HUBSPOT_CLIENT_SECRETS",
     "HUBSPOT_WORKFLOW_API_KEYS",

@@ -96,7 +96,7 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 #: Outbound Message WSDL: ``Notification`` has ``maxOccurs="100"``.
 MAX_NOTIFICATIONS = 100
-#: Our own limit for one Flow callout body (documented in docs/salesforce.md).
+#: Our own limit for one Flow callout body (documented in the README, "Salesforce setup").
 MAX_FLOW_EVENTS = 200
 
 
@@ -343,7 +343,7 @@ def _require(obj: Mapping[str, Any], key: str, kind: type, where: str, required:
 
 
 def parse_flow_callout(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
-    """Return the events of a Flow HTTP callout body (shape in docs/salesforce.md).
+    """Return the events of a Flow HTTP callout body (shape in the README, 'Salesforce setup').
 
     Raises ``PayloadError`` (400) naming the bad path and ``SignatureError`` (401) when
     ``organizationId`` is not ``SALESFORCE_ORG_ID``.
