@@ -176,6 +176,10 @@ class CrmClient(Protocol):
         """Create one task; ``external_id`` is the CRM's task id."""
         ...
 
+    def task_is_open(self, task_id: str) -> bool:
+        """Return whether a task we created is still open; raises ``CrmError`` if unknown."""
+        ...
+
 
 @dataclass(frozen=True)
 class Connector:

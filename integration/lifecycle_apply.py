@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connectors.base import CrmError
 from integration import clock
 from integration.models import Event, Lead, OutboxWrite, RotationState, Transition
 from scoring import ScoreResult
@@ -167,9 +168,21 @@ def has_pending_tasks(session: Session, lead: Lead) -> bool:
     ).first() is not None
 
 
-def crm_shows_action(lead: Lead) -> bool:
-    """Did sales act since the hand-off? A status change in the CRM (a call logged moves it)."""
-    return (lead.fields or {}).get("lead_status") != lead.handoff_status
+def crm_shows_action(session: Session, svc: Any, lead: Lead) -> bool:
+    """Did sales act since the hand-off? The lead status changed in the CRM, or (live mode) the
+    rep completed the hand-off's task. If the CRM cannot say, the status alone decides."""
+    if (lead.fields or {}).get("lead_status") != lead.handoff_status:
+        return True
+    task_id = session.scalars(select(OutboxWrite.external_id).where(
+        OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "task", OutboxWrite.status == "sent",
+        OutboxWrite.external_id.is_not(None)).order_by(OutboxWrite.id.desc()).limit(1)).first()
+    if not (svc.live_writes and lead.crm and task_id):
+        return False
+    try:
+        return not svc.crm_client(lead.crm).task_is_open(task_id)
+    except CrmError as exc:
+        log.warning("lead %s: could not read task %s (%s); judging the SLA by status", lead.id, task_id, exc)
+        return False
 
 
 def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
@@ -187,7 +200,7 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
         if now < lead.sla_due_at:
             return {"action": "not yet due"}
         rules = svc.rules.lifecycle
-        decision = on_sla_due(lead_state(lead), crm_shows_action(lead), rules, now)
+        decision = on_sla_due(lead_state(lead), crm_shows_action(session, svc, lead), rules, now)
         for transition in decision.transitions:
             session.add(Transition(lead_id=lead.id, from_stage=transition.from_stage,
                                    to_stage=transition.to_stage, cause=transition.cause,

@@ -7,42 +7,16 @@ local stand-in that has the same field names (the scoring engine is written in p
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 
+from scoring import Reason, ScoreResult
 from scoring.lifecycle_rules import LifecycleRules, build
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-try:
-    from scoring import Reason, ScoreResult
-except ImportError:
-    @dataclass(frozen=True)
-    class Reason:  # type: ignore[no-redef]
-        points: float
-        text: str
-        rule: str
-        kind: str
-
-    @dataclass(frozen=True)
-    class ScoreResult:  # type: ignore[no-redef]
-        score: float
-        band: str
-        grade: str
-        mql: bool
-        disqualified: bool
-        disqualify_reason: str | None
-        priority: str
-        playbook: str
-        reasons: tuple[Reason, ...]
-        summary: str
-        rules_version: str
-        as_of: datetime
-
 
 #: band -> (score, playbook, mql)
 BAND_DEFAULTS: dict[str, tuple[float, str, bool]] = {

@@ -354,3 +354,40 @@ def test_shadow_mode_makes_no_http_call_and_records_the_batches(client, svc):
     # The hot lead was handed off: its task is recorded too, and like everything else not sent.
     tasks = [row for row in written if row.kind == "task"]
     assert [(row.crm, row.crm_id) for row in tasks] == [("hubspot", "999")]
+
+
+def test_a_completed_hubspot_task_meets_the_sla(config, monkeypatch):
+    """Live mode: at the due time leadloop asks HubSpot whether the rep completed the task."""
+    from datetime import UTC, datetime, timedelta
+
+    from integration import clock
+    from integration.lifecycle_apply import sweep_slas
+
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
+    moment = {"now": start}
+    monkeypatch.setattr(clock, "now", lambda: moment["now"])
+    app = create_app({**config, "CRM_WRITE_MODE": "live", "HUBSPOT_ACCESS_TOKEN": "pat-na1-test"})
+    svc, client = app.extensions["leadloop"], app.test_client()
+    fields = {"first_name": "Ada", "company": "Acme Logistics", "job_title": "VP Operations",
+              "phone": "+49 30 1234567", "country": "DE", "employees": 250, "industry": "Logistics"}
+    with responses.RequestsMock() as api:
+        api.post(HS_UPDATE, json={"status": "COMPLETE", "results": []})
+        api.post("https://api.hubapi.com/crm/v3/objects/tasks", json={"id": "9001", "properties": {}}, status=201)
+        post_events(client, [
+            web_event("sla-f", "form_submit", email="ada@acme-logistics.example", crm="hubspot", crm_id="51",
+                      occurred_at=(start - timedelta(hours=1)).isoformat(), properties={"fields": fields}),
+            web_event("sla-t", "trial_signup", email="ada@acme-logistics.example", crm="hubspot", crm_id="51",
+                      occurred_at=(start - timedelta(minutes=5)).isoformat())])
+        drain(svc)
+        api.get("https://api.hubapi.com/crm/v3/objects/tasks/9001",
+                json={"id": "9001", "properties": {"hs_task_status": "COMPLETED"}})
+        with svc.sessions() as session:
+            lead = session.scalars(select(Lead)).one()
+            assert lead.stage == "mql" and lead.sla_due_at is not None
+        moment["now"] = lead.sla_due_at + timedelta(minutes=10)
+        assert sweep_slas() == {"due": 1}
+        drain(svc)
+    with svc.sessions() as session:
+        lead = session.scalars(select(Lead)).one()
+        assert (lead.stage, lead.sla_misses, lead.sla_due_at) == ("mql", 0, None)
+    svc.engine.dispose()

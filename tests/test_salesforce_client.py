@@ -223,9 +223,9 @@ def task(**kw) -> TaskSpec:
 
 def test_task_body_matches_the_sample(client, mocked):
     mocked.post(f"{API}/sobjects/Task", status=201,
-                json={"id": "00T1N00003xyzAAA", "success": True, "errors": []})
+                json={"id": "00T1N00003xyzAAAQ2", "success": True, "errors": []})
     outcome = client.create_task(task())
-    assert outcome.ok and outcome.external_id == "00T1N00003xyzAAA" and outcome.key == "t1"
+    assert outcome.ok and outcome.external_id == "00T1N00003xyzAAAQ2" and outcome.key == "t1"
     sent = api_calls(mocked)[0].request.body
     assert json.loads(sent) == TASK_SAMPLE
     assert list(json.loads(sent)) == list(TASK_SAMPLE)
@@ -267,3 +267,16 @@ def test_client_satisfies_the_protocol():
     assert SalesforceClient.max_update_batch == 200
     for name in ("fetch_fields", "update_records", "create_task"):
         assert callable(getattr(SalesforceClient, name))
+
+
+@pytest.mark.parametrize(("is_closed", "open_"), [(True, False), (False, True)])
+def test_task_is_open_reads_is_closed(client, mocked, is_closed, open_):
+    mocked.get(f"{API}/sobjects/Task/00T1N00003xyzAAAQ2", json={"IsClosed": is_closed, "Id": "00T1N00003xyzAAAQ2"})
+    assert client.task_is_open("00T1N00003xyzAAAQ2") is open_
+    assert api_calls(mocked)[0].request.url.endswith("/sobjects/Task/00T1N00003xyzAAAQ2?fields=IsClosed")
+
+
+def test_task_is_open_refuses_a_bad_id_without_calling(client, mocked):
+    with pytest.raises(CrmError):
+        client.task_is_open("00T' OR Id != '")
+    assert api_calls(mocked) == []

@@ -208,6 +208,16 @@ class HubSpotClient:
         return WriteOutcome(task.key, ok=False, retryable=response.status_code not in FINAL_STATUSES,
                             error=f"HubSpot {response.status_code}: {error_message(response)}")
 
+    def task_is_open(self, task_id: str) -> bool:
+        """Return whether the task is still open (``hs_task_status`` other than COMPLETED).
+
+        Raises ``CrmError`` when HubSpot cannot say (the caller then judges by status alone).
+        """
+        response = self.request("GET", f"/crm/v3/objects/tasks/{task_id}", params={"properties": "hs_task_status"})
+        if response.status_code != 200:
+            raise CrmError(f"HubSpot {response.status_code}: {error_message(response)}")
+        return _json(response).get("properties", {}).get("hs_task_status") != "COMPLETED"
+
     # --- owners ------------------------------------------------------------------------------
 
     def list_owners(self, *, email: str | None = None) -> list[dict[str, Any]]:

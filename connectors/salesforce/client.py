@@ -241,6 +241,14 @@ class SalesforceClient:
         raise CrmError(f"Salesforce POST /sobjects/Task answered {response.status_code} {code}: {message}")
 
 
+    def task_is_open(self, task_id: str) -> bool:
+        """Return whether the Task is still open (``IsClosed`` false). Raises ``CrmError``."""
+        if not SALESFORCE_ID.match(task_id or ""):
+            raise CrmError(f"not a Salesforce id: {task_id!r}")
+        record = self.call("GET", f"/sobjects/Task/{task_id}", params={"fields": "IsClosed"})
+        return not (record or {}).get("IsClosed", False)
+
+
 def _format(key: str, value: Any) -> Any:
     """Return a leadloop value as the custom field expects it."""
     if value is None or isinstance(value, bool | int | float):
