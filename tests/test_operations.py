@@ -157,3 +157,36 @@ def test_rules_compare_reports_mqls_added_removed_and_outcomes(client, svc, conf
     assert "compared on 6 leads" in text
     assert "MQLs: 3 live -> 0 candidate (+0 added, -3 removed)" in text
     assert "MQL removed: hubspot:600, hubspot:601, hubspot:602" in text
+
+
+def test_secrets_never_reach_the_logs(config, caplog):
+    """Refusals, acceptances and CRM calls at DEBUG: no secret, token or key appears in a log line."""
+    import logging
+
+    import responses as responses_lib
+
+    from tests.conftest import EVENTS_SECRET, EVENTS_SECRET_OLD
+
+    secrets = [EVENTS_SECRET, EVENTS_SECRET_OLD, "hs-client-secret-new", "hs-client-secret-old",
+               "pat-na1-supersecret-token", "sf-path-token-0123456789abcdef"]
+    caplog.set_level(logging.DEBUG)
+    app = create_app({**config, "LOG_LEVEL": "DEBUG", "CRM_WRITE_MODE": "live",
+                      "HUBSPOT_ACCESS_TOKEN": "pat-na1-supersecret-token"})
+    client, svc = app.test_client(), app.extensions["leadloop"]
+    post_events(client, [web_event("ok")])
+    post_events(client, [web_event("bad")], secret="wrong-secret")
+    client.post("/webhooks/hubspot", data=b"[]", headers={"X-HubSpot-Signature-v3": "x",
+                                                          "X-HubSpot-Request-Timestamp": "1"})
+    client.post("/webhooks/salesforce/not-the-token", data=b"<x/>")
+    client.post("/webhooks/salesforce/sf-path-token-0123456789abcdef", data=b"<broken")
+    post_events(client, [web_event("crm", crm="hubspot", crm_id="5")])
+    with responses_lib.RequestsMock() as api:
+        api.post("https://api.hubapi.com/crm/v3/objects/contacts/batch/update", status=401,
+                 json={"status": "error", "message": "Authentication credentials not found.",
+                       "category": "INVALID_AUTHENTICATION", "correlationId": "x"})
+        drain(svc, rounds=3)
+    logged = caplog.text + "".join(str(record.args) for record in caplog.records)
+    assert "Authentication credentials" in logged or "401" in logged  # the failure itself is logged
+    for secret in secrets:
+        assert secret not in logged, secret
+    svc.engine.dispose()
