@@ -52,6 +52,12 @@ def database_url(workdir: Path) -> str:
         return f"sqlite:///{workdir / 'test.db'}"
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database or ""
+    if "test" not in name.lower():
+        # The suite empties the database it is given: never one that is not meant for tests.
+        pytest.exit(f"refusing to run the tests on database {name!r}: its name must contain 'test'", returncode=2)
     return url
 
 
@@ -71,6 +77,9 @@ def migrated_engine(database_url: str) -> Any:
 def redis_url(workdir: Path) -> str:
     url = os.environ.get("REDIS_URL")
     if url:
+        # The suite flushes its Redis database: use db 15 unless the URL names one.
+        if url.startswith("redis") and url.split("://", 1)[1].rstrip("/").count("/") == 0:
+            url = url.rstrip("/") + "/15"
         Redis.from_url(url).ping()  # fail, not skip, when the given server is down
         return url
     return ensure_embedded_redis(workdir / "redis")
