@@ -139,19 +139,6 @@ def score_now(session: Session, svc: Any, lead: Lead, now: datetime) -> ScoreRes
                       penalty_reason=f"recycled by sales ({lead.recycle_reason})" if penalty else "")
 
 
-def stored_result(session: Session, lead: Lead) -> ScoreResult | None:
-    """The lead's current result (recomputed: scoring is pure and cheap), or None if erased."""
-    if lead.erased_at is not None or lead.merged_into_id is not None:
-        return None
-    return score_now(session, services_current(), lead, clock.now())
-
-
-def services_current() -> Any:
-    from integration import services
-
-    return services.current()
-
-
 def _apply_pending(session: Session, svc: Any, lead: Lead, pending: list[Event],
                    status_changes: list[tuple[str, Any, datetime]], now: datetime) -> bool:
     """Apply events in order, noting CRM status changes (sales feedback); return whether any

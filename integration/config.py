@@ -46,16 +46,6 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return check
 
 
-def _positive_int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ConfigError(f"{name}: must be a positive whole number (got {value!r})")
-    return number
-
-
 def _non_negative_int(name: str, value: str) -> int:
     if not value.isdigit():
         raise ConfigError(f"{name}: must be a whole number of 0 or more (got {value!r})")

@@ -14,19 +14,18 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import LEADLOOP_FIELDS, CrmRateLimited, RecordUpdate, TaskSpec
 from integration import apply, clock, services
-from integration.models import Event, Lead, OutboxWrite
+from integration.models import OutboxWrite
 from integration.queue import (
     clear_rescore_marks,
     flush_key,
     release_stale_marks,
     request_flush,
     request_rescore,
-    rescore_key,
 )
 from integration.store import pending_lead_ids
 
@@ -171,9 +170,3 @@ def sweep() -> dict[str, int]:
     return {"released": released, "leads": len(stale), "crms": len(crms)}
 
 
-def reset_events(session: Session, lead_id: int) -> None:
-    """Mark a lead's events unprocessed again (used by ``leadloop lead rescore``)."""
-    session.execute(update(Event).where(Event.lead_id == lead_id).values(processed_at=None))
-
-
-__all__ = ["rescore_leads", "flush_outbox", "sweep", "rescore_key", "Lead"]

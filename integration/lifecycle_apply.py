@@ -215,7 +215,7 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
         if decision.recycle is not None:
             lead.nurture_track = decision.recycle.nurture_track
         if decision.action in ("remind", "reassign") and decision.playbook:
-            result = _latest_result(session, lead)
+            result = _latest_result(session, svc, lead)
             handoff = decision.handoff or Handoff(route="sla_remind", owner_id=lead.owner_id)
             if result is not None:
                 hand_off(session, svc, lead, handoff, decision.playbook, result, None, now)
@@ -225,16 +225,19 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     return {"action": decision.action, "sla_misses": decision.sla_misses}
 
 
-def _latest_result(session: Session, lead: Lead) -> ScoreResult | None:
-    from integration.apply import stored_result
+def _latest_result(session: Session, svc: Any, lead: Lead) -> ScoreResult | None:
+    """The lead's current result (recomputed: scoring is pure and cheap), or None if erased."""
+    from integration.apply import score_now
 
-    return stored_result(session, lead)
+    if lead.erased_at is not None or lead.merged_into_id is not None:
+        return None
+    return score_now(session, svc, lead, clock.now())
 
 
 def _requeue_update(session: Session, svc: Any, lead: Lead, now: datetime) -> bool:
     from integration.apply import queue_update
 
-    result = _latest_result(session, lead)
+    result = _latest_result(session, svc, lead)
     queued = result is not None and queue_update(session, svc, lead, result, now)
     return queued or has_pending_tasks(session, lead)
 

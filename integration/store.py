@@ -8,12 +8,12 @@ the transaction, which then sees the stored copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from integration.events import LeadEvent
@@ -180,12 +180,3 @@ def pending_lead_ids(session: Session, older_than: datetime, limit: int = 5000) 
         select(Event.lead_id).where(Event.processed_at.is_(None), Event.received_at < older_than)
         .group_by(Event.lead_id).limit(limit)
     ))
-
-
-def merged_lead_ids(session: Session, crm: str, crm_ids: Iterable[str]) -> list[Lead]:
-    """Return the live leads of ``crm`` with these record ids."""
-    ids = list(crm_ids)
-    if not ids:
-        return []
-    return list(session.scalars(select(Lead).where(and_(Lead.crm == crm, Lead.crm_id.in_(ids),
-                                                         or_(Lead.merged_into_id.is_(None))))))
