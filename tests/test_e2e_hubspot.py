@@ -524,3 +524,44 @@ def test_workflow_webhook_with_the_api_key_header_stores_the_contact(workflow_ap
     refused = client.post("/webhooks/hubspot/workflow", data=activity, headers={"X-Leadloop-Api-Key": "wf-key-x"})
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "API key does not match"}
+
+
+# --- hydration: a creation webhook carries only an id --------------------------------------------
+
+def test_created_contacts_are_read_back_in_batches_of_100_before_scoring(config):
+    """With a token (even in shadow mode) the rescore job batch-reads the fields the webhook lacks."""
+    import responses as responses_lib
+
+    app = create_app({**config, "HUBSPOT_ACCESS_TOKEN": "pat-na1-reader"})
+    svc, client = app.extensions["leadloop"], app.test_client()
+    created = [hs_event("contact.creation", 7000 + n, 80_000 + n, at(1), changeFlag="CREATED") for n in range(250)]
+    for start in range(0, 250, 100):
+        assert post_hubspot(client, created[start:start + 100]).status_code == 200
+
+    def contacts(request):
+        body = json.loads(request.body)
+        results = [{"id": item["id"], "archived": False, "createdAt": "2026-11-01T10:00:00Z",
+                    "updatedAt": "2026-11-01T10:00:00Z",
+                    "properties": {"hs_object_id": item["id"], "email": f"buyer{item['id']}@acme-robotics.com",
+                                   "jobtitle": "Head of Logistics", "numemployees": "250", "country": "DE"}}
+                   for item in body["inputs"]]
+        return 200, {}, json.dumps({"status": "COMPLETE", "results": results,
+                                    "startedAt": "2026-11-23T10:00:00Z", "completedAt": "2026-11-23T10:00:01Z"})
+
+    with responses_lib.RequestsMock() as api:
+        api.add_callback("POST", "https://api.hubapi.com/crm/v3/objects/contacts/batch/read", callback=contacts,
+                         content_type="application/json")
+        drain(svc)
+        reads = [json.loads(call.request.body) for call in api.calls]
+    assert sorted(len(read["inputs"]) for read in reads) == [50, 100, 100]
+    assert {"email", "jobtitle", "numemployees", "country"} <= set(reads[0]["properties"])
+    with svc.sessions() as session:
+        lead = lead_of(session, "7001")
+        assert lead.email == "buyer7001@acme-robotics.com"
+        assert lead.fields["job_title"] == "Head of Logistics" and lead.fields["employees"] == 250
+        # Scored on the fetched fields: decision-maker 15 + size 10 + country 5 - no phone 10.
+        assert lead.fit_points == 20
+        reasons = [r["text"] for r in session.scalars(select(ScoreRecord.result).where(
+            ScoreRecord.lead_id == lead.id)).one()["reasons"]]
+        assert "+15 senior decision-maker" in reasons
+    svc.engine.dispose()
