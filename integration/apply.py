@@ -9,7 +9,7 @@ unprocessed and the retried job applies them exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,12 +189,14 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
         # Only CRM echoes that changed nothing (e.g. our own write-back coming back as an
         # outbound message): rescoring would write the same values and trigger the echo again.
         return outcome
-    lifecycle_apply.apply_feedback(session, svc, lead, status_changes, now)
+    changes = lifecycle_apply.new_changes()
+    lifecycle_apply.apply_feedback(session, svc, lead, status_changes, now, changes)
     result = score_now(session, svc, lead, now)
     record_score(session, lead, result, now, seen)
     outcome.scored = True
-    lifecycle_apply.after_score(session, svc, lead, result, lifecycle_apply.latest_activity_line(session, lead), now)
-    if lead.crm and queue_update(session, svc, lead, result, now):
+    latest = lifecycle_apply.latest_activity_line(session, lead)
+    lifecycle_apply.after_score(session, svc, lead, result, latest, now, changes)
+    if lead.crm and queue_update(session, svc, lead, result, now, changes):
         outcome.crm_writes.add(lead.crm)
     if lead.crm and lifecycle_apply.has_pending_tasks(session, lead):
         outcome.crm_writes.add(lead.crm)
@@ -220,37 +222,60 @@ def reasons_text(result: ScoreResult, limit: int = REASONS_IN_CRM) -> str:
     return "\n".join(reason.text for reason in result.reasons[:limit])
 
 
-def update_payload(svc: Any, lead: Lead, result: ScoreResult) -> dict[str, Any]:
-    """The leadloop fields (plus owner and mapped CRM fields) to write onto the CRM record."""
-    from integration import lifecycle_apply
+def update_payload(svc: Any, lead: Lead, result: ScoreResult,
+                   changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The leadloop fields to write onto the CRM record, plus what a stage change decided.
 
+    ``changes`` (from the lifecycle, only on the transition that decided them) may hold
+    ``crm_fields`` (the CRM's own status fields) and ``owner_id``. Outside a transition they are
+    left out: a rep's manual owner or status change in the CRM is never overwritten.
+    """
     fields = {
         "score": round(result.score), "fit_points": round(result.fit_points),
         "engagement_points": round(result.engagement_points), "band": result.band, "grade": result.grade,
         "mql": result.mql, "reasons": reasons_text(result), "stage": lead.stage,
         "rules_version": result.rules_version, "recycle_reason": lead.recycle_reason or "",
-        "recycle_count": lead.recycle_count or 0,
+        "recycle_count": lead.recycle_count or 0, "nurture_track": lead.nurture_track or "",
     }
-    extras = lifecycle_apply.crm_extras(lead, svc.rules.lifecycle)
-    if "nurture_track" in extras:
-        fields["nurture_track"] = extras.pop("nurture_track")
-    return {"fields": fields, **extras}
+    payload: dict[str, Any] = {"fields": fields}
+    if changes and changes.get("crm_fields"):
+        payload["crm_fields"] = dict(changes["crm_fields"])
+    if changes and changes.get("owner_id"):
+        payload["owner_id"] = changes["owner_id"]
+    return payload
 
 
-def queue_update(session: Session, svc: Any, lead: Lead, result: ScoreResult, now: datetime) -> bool:
-    """Queue the CRM update if what the rep would see changed; supersede older pending ones.
+def _already_covered(last: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when ``last`` already writes everything ``new`` would (``scored_at`` aside)."""
+    last_fields = {k: v for k, v in last.get("fields", {}).items() if k != "scored_at"}
+    if last_fields != new["fields"]:
+        return False
+    last_crm = last.get("crm_fields", {})
+    return (all(last_crm.get(k) == v for k, v in new.get("crm_fields", {}).items())
+            and new.get("owner_id") in (None, last.get("owner_id")))
 
-    Returns whether a write was queued.
+
+def queue_update(session: Session, svc: Any, lead: Lead, result: ScoreResult, now: datetime,
+                 changes: Mapping[str, Any] | None = None) -> bool:
+    """Queue the CRM update if what the rep would see changed; return whether one was queued.
+
+    A newer update supersedes a pending older one and takes over its status fields and owner,
+    so a burst of rescorings sends one write that still carries the hand-off.
     """
-    payload = update_payload(svc, lead, result)
+    payload = update_payload(svc, lead, result, changes)
     last = session.scalars(
         select(OutboxWrite).where(OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "update",
                                   OutboxWrite.crm_id == lead.crm_id, OutboxWrite.status != "superseded")
         .order_by(OutboxWrite.id.desc()).limit(1)
     ).first()
-    if last is not None and last.payload == payload:
+    if last is not None and _already_covered(last.payload, payload):
         return False
     if last is not None and last.status == "pending":
+        carried = {**last.payload.get("crm_fields", {}), **payload.get("crm_fields", {})}
+        if carried:
+            payload["crm_fields"] = carried
+        if "owner_id" not in payload and last.payload.get("owner_id"):
+            payload["owner_id"] = last.payload["owner_id"]
         last.status = "superseded"
     payload["fields"]["scored_at"] = now.isoformat()
     session.add(OutboxWrite(

@@ -20,7 +20,7 @@ from connectors.base import CrmError
 from integration import clock
 from integration.models import Event, Lead, OutboxWrite, RotationState, Transition
 from scoring import ScoreResult
-from scoring.lifecycle import Decision, LeadState, crm_fields_for, decide, disposition_for
+from scoring.lifecycle import Decision, LeadState, decide, disposition_for
 from scoring.lifecycle_follow_up import on_sla_due, owner_calendar, plan_task
 from scoring.routing import Handoff, assign_owner
 
@@ -51,12 +51,19 @@ def store_state(lead: Lead, state: LeadState) -> None:
         setattr(lead, name, getattr(state, name))
 
 
-def record(session: Session, svc: Any, lead: Lead, decision: Decision, rules_version: str | None) -> None:
+def new_changes() -> dict[str, Any]:
+    """What this transaction's lifecycle decisions write into the CRM's own fields."""
+    return {"crm_fields": {}, "owner_id": None}
+
+
+def record(session: Session, svc: Any, lead: Lead, decision: Decision, rules_version: str | None,
+           changes: dict[str, Any]) -> None:
     for transition in decision.transitions:
         session.add(Transition(lead_id=lead.id, from_stage=transition.from_stage, to_stage=transition.to_stage,
                                cause=transition.cause, detail=_jsonable(transition.detail),
                                rules_version=rules_version, at=transition.at))
     store_state(lead, decision.state)
+    changes["crm_fields"].update(decision.crm_fields)
     if decision.recycle is not None:
         lead.nurture_track = decision.recycle.nurture_track
     for note in decision.notes:
@@ -73,34 +80,36 @@ def _jsonable(detail: Any) -> Any:
     return detail
 
 
-def apply_feedback(session: Session, svc: Any, lead: Lead, changes: list[tuple[str, Any, datetime]],
-                   now: datetime) -> None:
+def apply_feedback(session: Session, svc: Any, lead: Lead, status_changes: list[tuple[str, Any, datetime]],
+                   now: datetime, changes: dict[str, Any]) -> None:
     """Turn CRM status changes (sales dispositions) into stage moves, oldest first."""
     rules = svc.rules.lifecycle
-    for name, value, occurred_at in changes:
+    for name, value, occurred_at in status_changes:
         disposition = disposition_for(lead.crm or "", name, str(value), rules, occurred_at=occurred_at)
         if disposition is None:
             continue
         decision = decide(lead_state(lead), None, disposition, rules, now)
-        record(session, svc, lead, decision, svc.rules.version)
+        record(session, svc, lead, decision, svc.rules.version, changes)
 
 
 def after_score(session: Session, svc: Any, lead: Lead, result: ScoreResult, latest_activity: str | None,
-                now: datetime) -> None:
+                now: datetime, changes: dict[str, Any]) -> None:
     """Apply the score: nurture, hand-off (owner + task + SLA), disqualification."""
     rules = svc.rules.lifecycle
     decision = decide(lead_state(lead), result, None, rules, now)
-    record(session, svc, lead, decision, result.rules_version)
+    record(session, svc, lead, decision, result.rules_version, changes)
     if decision.handoff is not None:
         hand_off(session, svc, lead, decision.handoff, decision.playbook or result.playbook, result,
-                 latest_activity, now)
+                 latest_activity, now, changes)
 
 
 def hand_off(session: Session, svc: Any, lead: Lead, handoff: Handoff, playbook: str, result: ScoreResult,
-             latest_activity: str | None, now: datetime) -> None:
+             latest_activity: str | None, now: datetime, changes: dict[str, Any]) -> None:
     """Assign the owner (round-robin state row-locked), queue the task, schedule the SLA check."""
     rules = svc.rules.lifecycle
     owner = _assign(session, rules, handoff)
+    if owner and not handoff.keeps_owner:
+        changes["owner_id"] = owner  # written to the CRM with this transition only
     lead.owner_id = owner or lead.owner_id
     lead.team = handoff.team or lead.team
     lead.last_handoff_at, lead.handoff_playbook, lead.handoff_band = now, playbook, result.band
@@ -150,16 +159,6 @@ def _schedule_sla(svc: Any, lead_id: int, due_at: datetime) -> None:
                              description=f"SLA check lead {lead_id}")
     except Exception:  # noqa: BLE001 - Redis down: the cron sweep will find the due SLA
         log.warning("could not schedule the SLA check of lead %s; the cron sweep will", lead_id)
-
-
-def crm_extras(lead: Lead, rules: Any) -> dict[str, Any]:
-    """Owner and the CRM status fields of the lead's stage (``crm_stages``) for its update."""
-    extras: dict[str, Any] = {"crm_fields": crm_fields_for(lead.crm, lead.stage, rules)}
-    if lead.owner_id:
-        extras["owner_id"] = lead.owner_id
-    if lead.nurture_track:
-        extras["nurture_track"] = lead.nurture_track
-    return extras
 
 
 def has_pending_tasks(session: Session, lead: Lead) -> bool:
@@ -212,14 +211,16 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
                                    rules_version=svc.rules.version, at=now))
         store_state(lead, decision.state)
         lead.sla_due_at = None
+        changes = new_changes()
+        changes["crm_fields"].update(decision.crm_fields)
         if decision.recycle is not None:
             lead.nurture_track = decision.recycle.nurture_track
         if decision.action in ("remind", "reassign") and decision.playbook:
             result = _latest_result(session, svc, lead)
-            handoff = decision.handoff or Handoff(route="sla_remind", owner_id=lead.owner_id)
+            handoff = decision.handoff or Handoff(route="keep_existing_owner", owner_id=lead.owner_id)
             if result is not None:
-                hand_off(session, svc, lead, handoff, decision.playbook, result, None, now)
-        queued = lead.crm is not None and _requeue_update(session, svc, lead, now)
+                hand_off(session, svc, lead, handoff, decision.playbook, result, None, now, changes)
+        queued = lead.crm is not None and _requeue_update(session, svc, lead, now, changes)
     if queued:
         request_flush(svc.queue, lead.crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
     return {"action": decision.action, "sla_misses": decision.sla_misses}
@@ -234,11 +235,11 @@ def _latest_result(session: Session, svc: Any, lead: Lead) -> ScoreResult | None
     return score_now(session, svc, lead, clock.now())
 
 
-def _requeue_update(session: Session, svc: Any, lead: Lead, now: datetime) -> bool:
+def _requeue_update(session: Session, svc: Any, lead: Lead, now: datetime, changes: dict[str, Any]) -> bool:
     from integration.apply import queue_update
 
     result = _latest_result(session, svc, lead)
-    queued = result is not None and queue_update(session, svc, lead, result, now)
+    queued = result is not None and queue_update(session, svc, lead, result, now, changes)
     return queued or has_pending_tasks(session, lead)
 
 

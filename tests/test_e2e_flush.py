@@ -20,6 +20,7 @@ import responses
 from rq.job import Job
 from sqlalchemy import func, select
 
+from connectors.base import LEADLOOP_FIELDS
 from integration import create_app
 from integration.models import Lead, OutboxWrite
 from tests.conftest import drain, post_events, web_event
@@ -38,8 +39,8 @@ LIVE = {
     "SALESFORCE_CLIENT_SECRET": "leadloop-consumer-secret",
     "SALESFORCE_REFRESH_TOKEN": "5Aep861leadloopRefreshToken",
 }
-LEADLOOP_KEYS = {"score", "fit_points", "engagement_points", "band", "grade", "mql", "reasons", "stage",
-                 "rules_version", "scored_at", "recycle_reason", "recycle_count"}
+#: Every update writes every leadloop field (the table both setups create the CRM fields from).
+LEADLOOP_KEYS = set(LEADLOOP_FIELDS)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_450_salesforce_leads_are_written_in_three_collection_updates(live):
             "Leadloop_Score__c", "Leadloop_Fit_Points__c", "Leadloop_Engagement_Points__c", "Leadloop_Band__c",
             "Leadloop_Grade__c", "Leadloop_MQL__c", "Leadloop_Reasons__c", "Leadloop_Stage__c",
             "Leadloop_Rules_Version__c", "Leadloop_Scored_At__c", "Leadloop_Recycle_Reason__c",
-            "Leadloop_Recycle_Count__c"}
+            "Leadloop_Recycle_Count__c", "Leadloop_Nurture_Track__c"}
     assert statuses(svc) == {"sent": 450}
     assert len({row.batch_id for row in rows(svc)}) == 3
 

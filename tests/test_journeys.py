@@ -257,3 +257,34 @@ def test_round_robin_over_many_mqls_is_fair_across_the_store(world, now):
     assert sum(owners.values()) == 1000
     for rep, share in (("rep-anna", 0.50), ("rep-ben", 0.25), ("rep-cem", 0.25)):
         assert abs(owners[rep] / 1000 - share) <= 0.02, owners
+
+
+def test_owner_and_status_are_written_only_with_the_hand_off(world, now):
+    """A rep who reassigns the contact in the CRM is not overruled by the next score update."""
+    client, svc = world
+    profile_and(client, now, "600", "ed@acme-logistics.example", "trial_signup")
+    drain(svc)
+    [handoff_update] = writes(svc, "600", "update")
+    assert handoff_update.payload["owner_id"] == "rep-anna"
+    assert handoff_update.payload["crm_fields"]["lifecyclestage"] == "marketingqualifiedlead"
+    now.advance(minutes=20)
+    hubspot_status(client, "600", "owner-from-crm", now.value, prop="hubspot_owner_id")
+    post_events(client, [web_event("more-600", "content_download", email="ed@acme-logistics.example",
+                                   crm="hubspot", crm_id="600", occurred_at=at(now, minutes=1),
+                                   properties={"asset": "coverage-map"})])
+    drain(svc)
+    later = writes(svc, "600", "update")[1:]
+    assert later, "the new activity changed the score, so an update went out"
+    assert all("owner_id" not in w.payload and "crm_fields" not in w.payload for w in later)
+
+
+def test_a_rescore_that_changes_nothing_visible_writes_nothing(world, now):
+    client, svc = world
+    profile_and(client, now, "700", "fy@acme-logistics.example", "page_view", url="https://x.example/blog/a")
+    drain(svc)
+    assert len(writes(svc, "700", "update")) == 1
+    # A field no rule reads changes in the CRM: the lead is rescored, the rep would see the same.
+    hubspot_status(client, "700", "Hamburg", now.value, prop="city")
+    drain(svc)
+    assert lead_of(svc, "700").fields["city"] == "Hamburg"
+    assert len(writes(svc, "700", "update")) == 1
