@@ -78,14 +78,16 @@ def test_penalty_must_be_finite_and_not_negative(penalty: float) -> None:
 def test_bench_population_digest() -> None:
     """500 seeded bench leads score exactly as the engine did before it was optimised.
 
-    Recorded with the unoptimised engine (commit 1bd00c4). The digest covers every score, band,
-    grade, flag, reason and summary, so any change in results fails here. A deliberate change
-    of the default rules' scoring sections, or a new phonenumbers / domain-list release that
-    judges one of these numbers or domains differently, also changes it: re-record then.
+    Recorded with the unoptimised engine (commit 1bd00c4), under a frozen copy of the rules file
+    of that time (tests/fixtures/rules/digest-rules.yaml), so it guards the engine, not the
+    shipped rules. The digest covers every score, band, grade, flag, reason and summary, so any
+    change in results fails here. A new phonenumbers / domain-list release that judges one of
+    these numbers or domains differently also changes it: re-record then.
     """
+    rules = load_rules_file(Path(__file__).resolve().parent / "fixtures" / "rules" / "digest-rules.yaml")
     rng = random.Random(7)
     leads = [(make_profile(rng, i), make_signals(rng, 20, i)) for i in range(500)]
-    results = [score_lead(profile, signals, default_rules(), BENCH_AS_OF) for profile, signals in leads]
+    results = [score_lead(profile, signals, rules, BENCH_AS_OF) for profile, signals in leads]
     digest = hashlib.sha256()
     for r in results:
         digest.update(repr((r.score, r.fit_points, r.engagement_points, r.grade, r.band, r.mql, r.disqualified,
