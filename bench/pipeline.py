@@ -62,6 +62,24 @@ def post_all(base: str, events: list[dict], batch: int = 500) -> None:
             response.raise_for_status()
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process and its live children, in MB."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for one in pids:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
 def wait_until(predicate, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -125,6 +143,7 @@ def main() -> None:
         post_all(base, events)
         wait_until(lambda: count(unprocessed) == 0 and count(pending_writes) == 0 and not len(svc.queue))
         coalesced = time.perf_counter() - t0
+        web_mb, worker_mb = peak_rss_mb(web.pid), peak_rss_mb(worker.pid)
         scorings = count(select(func.count()).select_from(ScoreRecord))
         batches = count(select(func.count(func.distinct(OutboxWrite.batch_id))).where(OutboxWrite.kind == "update"))
         task_calls = count(select(func.count()).select_from(OutboxWrite).where(OutboxWrite.kind == "task"))
@@ -171,6 +190,8 @@ def main() -> None:
     print(f"  naive      : {naive:7.2f} s  {args.events / naive:8.1f} events/s end to end  "
           f"{naive_scorings} scorings  {naive_batches} CRM update calls")
     print(f"  ratio      : {naive / coalesced:7.1f}x faster with coalescing")
+    print(f"  memory     : web (gunicorn master + 2 workers) peak {web_mb:.0f} MB, RQ worker peak {worker_mb:.0f} MB "
+          "(coalescing run)")
 
 
 def _ready(base: str) -> bool:

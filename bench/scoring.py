@@ -148,6 +148,11 @@ def main() -> None:
               f"  {args.leads * args.events / seconds:11,.0f} signals/s")
     print(f"  bands {bands}, MQLs {sum(r.mql for r in results)}, "
           f"disqualified {sum(r.disqualified for r in results)}")
+    # Memory: the whole process at its peak (rules, caches, the 5,000 inputs and results held).
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak memory {peak_mb:.0f} MB (max RSS of this process)")
 
 
 if __name__ == "__main__":
