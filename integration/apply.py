@@ -194,11 +194,8 @@ def process_lead(session: Session, svc: Any, lead_id: int, now: datetime) -> Lea
     result = score_now(session, svc, lead, now)
     record_score(session, lead, result, now, seen)
     outcome.scored = True
-    latest = lifecycle_apply.latest_activity_line(session, lead)
-    lifecycle_apply.after_score(session, svc, lead, result, latest, now, changes)
-    if lead.crm and queue_update(session, svc, lead, result, now, changes):
-        outcome.crm_writes.add(lead.crm)
-    if lead.crm and lifecycle_apply.has_pending_tasks(session, lead):
+    lifecycle_apply.after_score(session, svc, lead, result, now, changes)
+    if lead.crm and (queue_update(session, svc, lead, result, now, changes) or changes["task_queued"]):
         outcome.crm_writes.add(lead.crm)
     return outcome
 

@@ -53,7 +53,7 @@ def store_state(lead: Lead, state: LeadState) -> None:
 
 def new_changes() -> dict[str, Any]:
     """What this transaction's lifecycle decisions write into the CRM's own fields."""
-    return {"crm_fields": {}, "owner_id": None}
+    return {"crm_fields": {}, "owner_id": None, "task_queued": False}
 
 
 def record(session: Session, svc: Any, lead: Lead, decision: Decision, rules_version: str | None,
@@ -92,15 +92,15 @@ def apply_feedback(session: Session, svc: Any, lead: Lead, status_changes: list[
         record(session, svc, lead, decision, svc.rules.version, changes)
 
 
-def after_score(session: Session, svc: Any, lead: Lead, result: ScoreResult, latest_activity: str | None,
-                now: datetime, changes: dict[str, Any]) -> None:
+def after_score(session: Session, svc: Any, lead: Lead, result: ScoreResult, now: datetime,
+                changes: dict[str, Any]) -> None:
     """Apply the score: nurture, hand-off (owner + task + SLA), disqualification."""
     rules = svc.rules.lifecycle
     decision = decide(lead_state(lead), result, None, rules, now)
     record(session, svc, lead, decision, result.rules_version, changes)
     if decision.handoff is not None:
         hand_off(session, svc, lead, decision.handoff, decision.playbook or result.playbook, result,
-                 latest_activity, now, changes)
+                 latest_activity_line(session, lead), now, changes)
 
 
 def hand_off(session: Session, svc: Any, lead: Lead, handoff: Handoff, playbook: str, result: ScoreResult,
@@ -131,6 +131,7 @@ def hand_off(session: Session, svc: Any, lead: Lead, handoff: Handoff, playbook:
                               "priority": plan.priority, "type": plan.type, "owner_id": lead.owner_id,
                               "playbook": plan.playbook}},
         ))
+        changes["task_queued"] = True
     _schedule_sla(svc, lead.id, plan.due_at)
 
 
@@ -159,12 +160,6 @@ def _schedule_sla(svc: Any, lead_id: int, due_at: datetime) -> None:
                              description=f"SLA check lead {lead_id}")
     except Exception:  # noqa: BLE001 - Redis down: the cron sweep will find the due SLA
         log.warning("could not schedule the SLA check of lead %s; the cron sweep will", lead_id)
-
-
-def has_pending_tasks(session: Session, lead: Lead) -> bool:
-    return session.scalars(select(OutboxWrite.id).where(
-        OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "task", OutboxWrite.status == "pending")
-    ).first() is not None
 
 
 def crm_shows_action(session: Session, svc: Any, lead: Lead) -> bool:
@@ -240,7 +235,7 @@ def _requeue_update(session: Session, svc: Any, lead: Lead, now: datetime, chang
 
     result = _latest_result(session, svc, lead)
     queued = result is not None and queue_update(session, svc, lead, result, now, changes)
-    return queued or has_pending_tasks(session, lead)
+    return queued or changes["task_queued"]
 
 
 def sweep_slas() -> dict[str, int]:
