@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -74,6 +75,10 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         return 1
     ok, output = check_rules_text(text, args.file)
     print(output, file=sys.stdout if ok else sys.stderr)
+    placeholders = sorted(set(re.findall(r"REPLACE-[\w-]*", text)))
+    if ok and placeholders:
+        print(f"warning: owner ids still to fill in with your CRM's user ids: {', '.join(placeholders)}",
+              file=sys.stderr)
     return 0 if ok else 1
 
 
