@@ -175,3 +175,16 @@ def web_event(event_id: str, kind: str = "page_view", email: str = "ada@acme-rob
     event = {"id": event_id, "type": kind, "occurred_at": occurred_at, "email": email}
     event.update(extra)
     return event
+
+
+def post_hubspot(client: Any, events: list[dict[str, Any]]) -> Any:
+    """POST a Webhooks API batch to /webhooks/hubspot with a current v3 signature."""
+    from connectors.hubspot.webhook import hubspot_signature_v3
+
+    body = json.dumps(events).encode()
+    stamp = str(int(time.time() * 1000))
+    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
+                                     body, stamp)
+    return client.post("/webhooks/hubspot", data=body, headers={
+        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
+        "X-HubSpot-Request-Timestamp": stamp})

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from connectors.hubspot.webhook import hubspot_signature_v3
 from integration.apply import signals_of
 from integration.models import Lead, ScoreRecord
 from scoring import LeadProfile, score_lead
-from tests.conftest import drain, post_events, web_event
+from tests.conftest import drain, post_events, post_hubspot, web_event
 
 HUBSPOT_ID = "5150"
 SALESFORCE_ID = "00Q1N00000cR0sSUAS"
@@ -59,13 +56,7 @@ def deliver_through_hubspot(client: Any) -> None:
     created = [{"eventId": 91001, "subscriptionId": 21, "portalId": 62515, "appId": 54321,
                 "occurredAt": int(at(10).timestamp() * 1000), "subscriptionType": "contact.creation",
                 "attemptNumber": 0, "objectId": int(HUBSPOT_ID), "changeFlag": "CREATED", "changeSource": "FORM"}]
-    body = json.dumps(created).encode()
-    stamp = str(int(time.time() * 1000))
-    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
-                                     body, stamp)
-    response = client.post("/webhooks/hubspot", data=body, headers={
-        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
-        "X-HubSpot-Request-Timestamp": stamp})
+    response = post_hubspot(client, created)
     assert response.status_code == 200
     assert post_events(client, activity("hs", "hubspot", HUBSPOT_ID)).status_code == 200
 
@@ -82,13 +73,7 @@ def deliver_profile_as_hubspot_property_changes(client: Any) -> None:
                 "occurredAt": int(FORM_AT.timestamp() * 1000), "subscriptionType": "contact.propertyChange",
                 "attemptNumber": 0, "objectId": int(HUBSPOT_ID), "propertyName": HUBSPOT_NAMES[name],
                 "propertyValue": str(value), "changeSource": "FORM"} for n, (name, value) in enumerate(PROFILE.items())]
-    body = json.dumps(changes).encode()
-    stamp = str(int(time.time() * 1000))
-    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
-                                     body, stamp)
-    response = client.post("/webhooks/hubspot", data=body, headers={
-        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
-        "X-HubSpot-Request-Timestamp": stamp})
+    response = post_hubspot(client, changes)
     assert response.get_json() == {"accepted": len(PROFILE), "duplicates": 0, "ignored": 0}
 
 

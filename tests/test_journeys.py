@@ -7,7 +7,6 @@ SLA due times and cooldowns are exact. CRM feedback arrives as signed HubSpot we
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,11 +15,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from connectors.hubspot.webhook import hubspot_signature_v3
 from integration import clock, create_app
 from integration.lifecycle_apply import sweep_slas
 from integration.models import Lead, OutboxWrite, Transition
-from tests.conftest import drain, post_events, web_event
+from tests.conftest import drain, post_events, post_hubspot, web_event
 
 SHIPPED = Path(__file__).parents[1] / "rules" / "leadloop.yaml"
 GOOD_FIELDS = {"first_name": "Ada", "last_name": "Lovelace", "company": "Acme Logistics", "job_title": "VP Operations",
@@ -77,13 +75,7 @@ def hubspot_status(client, contact: str, value: str, occurred: datetime, prop: s
              "occurredAt": int(occurred.timestamp() * 1000), "subscriptionType": "contact.propertyChange",
              "attemptNumber": 0, "objectId": int(contact), "propertyName": prop, "propertyValue": value,
              "changeSource": "CRM_UI", "sourceId": "userId:1"}
-    body = json.dumps([event]).encode()
-    timestamp = str(int(datetime.now(UTC).timestamp() * 1000))
-    signature = hubspot_signature_v3("hs-client-secret-new", "POST", "https://leads.example.com/webhooks/hubspot",
-                                     body, timestamp)
-    return client.post("/webhooks/hubspot", data=body, headers={
-        "Content-Type": "application/json", "X-HubSpot-Signature-v3": signature,
-        "X-HubSpot-Request-Timestamp": timestamp})
+    return post_hubspot(client, [event])
 
 
 def profile_and(client, now, contact: str, email: str, kind: str, fields: dict | None = None, **props):
