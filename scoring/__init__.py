@@ -8,7 +8,8 @@ reading a rules file in ``load_rules_file``. Time is always an argument (``as_of
     ok, output = check_rules_text(text, "rules/leadloop.yaml")   # `leadloop rules check FILE`
 """
 
-from scoring.engine import score_lead
+from scoring import native
+from scoring.engine import score_lead as _pure_score_lead
 from scoring.model import LeadProfile, Reason, ScoreResult, Signal
 from scoring.rules import (
     Rules,
@@ -19,6 +20,9 @@ from scoring.rules import (
     load_rules_file,
     rules_version,
 )
+
+#: ``score_lead`` compiled (``scoring.native``) when built and current, else the pure function.
+score_lead = native.implementation().engine.score_lead if native.implementation() else _pure_score_lead
 
 __all__ = [
     "LeadProfile", "Reason", "Rules", "RulesError", "ScoreResult", "Signal", "check_rules_file",

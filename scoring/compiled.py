@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from functools import lru_cache
 from typing import Any
 
@@ -77,12 +78,12 @@ class EngagementRule:
     text: str
     fallback_object: str
     #: Reason words per asset label, filled while scoring (labels are few: asset names).
-    words: dict[str, str] = field(default_factory=dict)
+    words: dict[str, str] = _field(default_factory=dict)
     #: Reasons by (label, points, count, age in days or age text, signals not counted), filled
     #: while scoring.
-    reasons: dict[tuple[str, float, int, int | str, int], Draft] = field(default_factory=dict)
+    reasons: dict[tuple[str, float, int, int | str, int], Draft] = _field(default_factory=dict)
     #: ``-decay_rate``, what the engine multiplies ages by.
-    negative_rate: float = field(init=False)
+    negative_rate: float = _field(init=False)
 
     def __post_init__(self) -> None:
         self.negative_rate = -self.decay_rate
@@ -115,7 +116,7 @@ class ConditionRule:
     unless_disqualified: bool = True
     priority: str = ""
     #: Reasons by (prefix, condition subject and label, asset name, age text), filled while scoring.
-    reasons: dict[tuple[str, str, str, str, str], Draft] = field(default_factory=dict)
+    reasons: dict[tuple[str, str, str, str, str], Draft] = _field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -125,7 +126,7 @@ class NegativeRule:
     text: str
     basis: str
     #: Reasons by detail (the domain, the number, the age ...), filled while scoring.
-    reasons: dict[str, Draft] = field(default_factory=dict)
+    reasons: dict[str, Draft] = _field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -138,8 +139,8 @@ class FitRule:
     #: The reason when the rule has its own text (it then does not depend on the value).
     fixed: Draft | None
     #: ``test`` results and reasons for text values, filled while scoring (leads share values).
-    results: dict[str, bool] = field(default_factory=dict)
-    reasons: dict[str, Draft] = field(default_factory=dict)
+    results: dict[str, bool] = _field(default_factory=dict)
+    reasons: dict[str, Draft] = _field(default_factory=dict)
 
 
 def _fit_rule(spec: Mapping[str, Any]) -> FitRule:
@@ -173,9 +174,9 @@ class CompiledRules:
     mql_bands: frozenset[str]
     mql_grades: frozenset[str]
     mql_min_score: float
-    signal_labels: list[str] = field(default_factory=list)
+    signal_labels: list[str] = _field(default_factory=list)
     #: Whether a job title matches ``student_title``, filled while scoring.
-    student_titles: dict[str, bool] = field(default_factory=dict)
+    student_titles: dict[str, bool] = _field(default_factory=dict)
 
 
 def _engagement_rule(spec: Mapping[str, Any]) -> EngagementRule:

@@ -35,8 +35,9 @@ from scoring.wording import build_summary, describe_age, fill_asset, format_poin
 PENALTY_RULE = "recycle_penalty"
 
 _exp = math.exp
+_floor = math.floor
+_copysign = math.copysign
 _INF = math.inf
-_UNROUTED = object()
 
 
 def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as_of: datetime, *,
@@ -52,7 +53,8 @@ def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as
         raise ValueError("as_of must be timezone-aware")
     if not 0 <= penalty < _INF:
         raise ValueError(f"penalty must be a finite number of points >= 0, not {penalty!r}")
-    compiled = rules.compiled
+    # The compiled twin (scoring.native) gets its own CompiledRules, from its own compile_rules.
+    compiled: CompiledRules = rules.compiled  # type: ignore[assignment]
     values, local, domain = _lead_values(profile.fields)
     drafts: list[Draft] = []
     fit_points = _fit(values, compiled, drafts)
@@ -62,25 +64,25 @@ def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as
         fired[kind] = describe_age(age)
     negatives = compiled.negatives
     for name, detail in fired.items():
-        rule = negatives[name]
-        if rule.points:
-            found = rule.reasons.get(detail)
+        negative = negatives[name]
+        if negative.points:
+            found = negative.reasons.get(detail)
             if found is None:
-                words = rule.text.replace("{detail}", detail)
-                signed = format_points(rule.points)
-                found = remember(rule.reasons, detail, draft(
-                    1, -abs(rule.points), 3, name, f"{signed} {words}", rule.points,
+                words = negative.text.replace("{detail}", detail)
+                signed = format_points(negative.points)
+                found = remember(negative.reasons, detail, draft(
+                    1, -abs(negative.points), 3, name, f"{signed} {words}", negative.points,
                     f"{signed} {words.split(' (')[0]}", "negative"))
             drafts.append(found)
-            if rule.basis == "fit":
-                fit_points += rule.points
+            if negative.basis == "fit":
+                fit_points += negative.points
             else:
-                engagement_points += rule.points
+                engagement_points += negative.points
     if penalty > 0:
         engagement_points -= penalty
         drafts.append(_penalty_reason(penalty, penalty_reason))
-    fit_points, engagement_points = round(fit_points, 1), round(engagement_points, 1)
-    score = round(fit_points + engagement_points, 1)
+    fit_points, engagement_points = round1(fit_points), round1(engagement_points)
+    score = round1(fit_points + engagement_points)
     grade = "D"
     for threshold, name in compiled.grades:
         if fit_points >= threshold:
@@ -124,6 +126,25 @@ class _State:
                  hit_labels: list[str], score: float, grade: str):
         self.values, self.fired, self.hits, self.hit_labels = values, fired, hits, hit_labels
         self.score, self.grade, self.disqualified = score, grade, False
+
+
+def round1(x: float) -> float:
+    """Return ``round(x, 1)``, skipping its exact decimal conversion when the answer is clear.
+
+    ``round`` converts through a correctly rounded decimal string (slow). Unless ``10 * x`` lies
+    within 1e-7 of a half, rounding it to a whole number and dividing by ten gives the same float
+    (the quotient is correctly rounded, like the string's conversion back); near halves and for
+    large or non-finite ``x`` this asks ``round``. The sign of a zero result is kept, as ``round`` does.
+    """
+    if -1e6 < x < 1e6:
+        tenths = x * 10.0
+        whole = _floor(tenths)
+        fraction = tenths - whole
+        if fraction < 0.4999999:
+            return _copysign(whole / 10.0, x) if whole == 0 else whole / 10.0
+        if fraction > 0.5000001:
+            return _copysign(0.0, x) if whole == -1 else (whole + 1) / 10.0
+    return round(x, 1)
 
 
 def _penalty_reason(penalty: float, penalty_reason: str) -> Draft:
@@ -210,70 +231,108 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
                 drafts: list[Draft]) -> tuple[list[float], list[str], dict[str, float], float]:
     """Walk the signals once; return condition hit ages and labels, bounce/unsubscribe ages, points."""
     router = compiled.router
-    routes, route = router.cache, router.route
+    by_asset, by_url, route = router.by_asset, router.by_url, router.route
     windows = compiled.signal_windows
     hits = [_INF] * len(windows)
     hit_labels = [""] * len(windows)
     negative_hits: dict[str, float] = {}
-    matched: dict[int, list[tuple[float, str]]] = {}
+    engagement = compiled.engagement
+    # Per engagement rule, the (age, label) of each signal it counts (None: none yet).
+    matched: list[list[tuple[float, str]] | None] = [None] * len(engagement)
     seen: set[tuple[str, str]] = set()
-    unrouted = _UNROUTED
     for signal in signals:
         kind = signal.kind
         properties = signal.properties
-        asset_id = properties.get("asset")
-        url = properties.get("url") if asset_id is None else None
-        found = routes.get((kind, asset_id, url), unrouted)
-        if found is unrouted:
-            found = route(kind, asset_id, url)
+        if isinstance(properties, dict):  # what callers pass; a plain dict is looked up fastest
+            asset_id = properties.get("asset")
+            url = properties.get("url") if asset_id is None else None
+        else:
+            asset_id = properties.get("asset")
+            url = properties.get("url") if asset_id is None else None
+        if asset_id is not None:
+            known, where = by_asset.get(kind), asset_id
+        else:
+            known, where = by_url.get(kind), url
+        found = known.get(where) if known is not None else None
         if found is None:
-            continue
-        age = (as_of - signal.occurred_at).total_seconds()
+            if known is not None and where in known:  # known to feed nothing
+                continue
+            found = route(kind, asset_id, url)
+            if found is None:
+                continue
+        delta = as_of - signal.occurred_at
+        # ``total_seconds()`` goes through Python ints; whole seconds (the usual case) are exact as a float.
+        age = float(delta.days * 86400 + delta.seconds) if not delta.microseconds else delta.total_seconds()
         if age < 0:
             continue
-        if signal.key:
-            dedupe = (kind, signal.key)
+        event_key = signal.key
+        if event_key:
+            dedupe = (kind, event_key)
             if dedupe in seen:
                 continue
             seen.add(dedupe)
-        rule_targets, condition_targets, negative_targets, label, condition_label = found
-        for index, matcher in rule_targets:
-            if matcher is not None and not matcher.matches_properties(properties):
-                continue
-            records = matched.get(index)
+        plain, checked, condition_targets, negative_targets, label, condition_label = found
+        record = (age, label)
+        for index in plain:
+            records = matched[index]
             if records is None:
-                matched[index] = [(age, label)]
+                matched[index] = [record]
             else:
-                records.append((age, label))
-        for index, matcher in condition_targets:
-            if matcher is not None and not matcher.matches_properties(properties):
-                continue
-            if age <= windows[index] and age < hits[index]:
-                hits[index] = age
-                hit_labels[index] = condition_label
-        for name, matcher in negative_targets:
-            if matcher is not None and not matcher.matches_properties(properties):
-                continue
-            if age < negative_hits.get(name, _INF):
-                negative_hits[name] = age
+                records.append(record)
+        if checked:
+            for index, checker in checked:
+                if checker.matches_properties(properties):
+                    records = matched[index]
+                    if records is None:
+                        matched[index] = [record]
+                    else:
+                        records.append(record)
+        if condition_targets:
+            for index, matcher in condition_targets:
+                if matcher is not None and not matcher.matches_properties(properties):
+                    continue
+                if age <= windows[index] and age < hits[index]:
+                    hits[index] = age
+                    hit_labels[index] = condition_label
+        if negative_targets:
+            for name, matcher in negative_targets:
+                if matcher is not None and not matcher.matches_properties(properties):
+                    continue
+                if age < negative_hits.get(name, _INF):
+                    negative_hits[name] = age
     total = 0.0
-    if not matched:
-        return hits, hit_labels, negative_hits, total
     group_totals: dict[str, float] = {}
-    engagement = compiled.engagement
-    for index in sorted(matched):
-        rule = engagement[index]
-        points = _rule_points(rule, matched[index], drafts)
+    for rule, records in zip(engagement, matched, strict=True):
+        if records is None:
+            continue
+        if len(records) == 1:
+            age, label = records[0]
+            if age >= rule.lifespan:
+                continue
+            rate = rule.negative_rate
+            points = round1(rule.points * _exp(rate * age) if rate else rule.points)
+            if not points:
+                continue
+            # The age text of reasons older than two days is "N days ago": N stands in for it.
+            key = (label, points, 1, int(age // 86400) if age >= 172800 else describe_age(age), 0)
+            reason = rule.reasons.get(key)
+            if reason is None:
+                reason = _engagement_reason(rule, key, age)
+            drafts.append(reason)
+        else:
+            points = _rule_points(rule, records, drafts)
         total += points
         if rule.group is not None:
             group_totals[rule.group] = group_totals.get(rule.group, 0.0) + points
+    if not group_totals and total <= compiled.total_cap:
+        return hits, hit_labels, negative_hits, total
     for group, cap in compiled.group_caps.items():
-        excess = round(group_totals.get(group, 0.0) - cap, 1)
+        excess = round1(group_totals.get(group, 0.0) - cap)
         if excess > 0:
             total -= excess
             text = f"{format_points(-excess)} {group} activity counts at most {cap:g}"
             drafts.append(draft(1, -excess, 2, f"engagement_caps.groups.{group}", text, -excess, text, "engagement"))
-    excess = round(total - compiled.total_cap, 1)
+    excess = round1(total - compiled.total_cap)
     if excess > 0:
         total -= excess
         text = f"{format_points(-excess)} activity counts at most {compiled.total_cap:g} in all"
@@ -303,7 +362,7 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
     rate, base, cache = rule.negative_rate, rule.points, rule.reasons
     if len(records) == 1:
         age, label = records[0]
-        points = round(base * _exp(rate * age) if rate else base, 1)
+        points = round1(base * _exp(rate * age) if rate else base)
         if not points:
             return 0.0
         # The age text of reasons older than two days is "N days ago": N stands in for it.
@@ -324,7 +383,7 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
             entry[1] += 1
     total = 0.0
     for label, (points, count, newest) in by_label.items():
-        points = round(points, 1)
+        points = round1(points)
         if not points:
             continue
         total += points

@@ -66,7 +66,7 @@ def _english_locale_data() -> Mapping[str, Mapping[str, str]]:
     path = Path(phonenumbers.__file__).parent / "geodata" / "locale.py"
     spec = importlib.util.spec_from_file_location("phonenumbers.geodata.locale", path)
     if spec is None or spec.loader is None:  # a future layout: take the slow, documented way
-        from phonenumbers.geocoder import LOCALE_DATA
+        from phonenumbers.geocoder import LOCALE_DATA  # type: ignore[attr-defined]
 
         return LOCALE_DATA
     module = importlib.util.module_from_spec(spec)

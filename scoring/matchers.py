@@ -57,11 +57,13 @@ class SignalMatcher:
         return True
 
 
-#: What one signal feeds, split by target kind, each target with the matcher whose properties
-#: still need checking (None: nothing left to check): (rule indexes, condition indexes, negative
-#: names, the label rules record, the label conditions record). None when it feeds nothing.
+#: What one signal feeds: (engagement rules it counts for outright, (rule, matcher) pairs whose
+#: property checks still have to pass, (condition, matcher) pairs, (negative signal, matcher)
+#: pairs, the label rules record, the label conditions record); a None matcher has nothing left
+#: to check. None when the signal feeds nothing.
 Route = tuple[
-    tuple[tuple[int, "SignalMatcher | None"], ...],
+    tuple[int, ...],
+    tuple[tuple[int, "SignalMatcher"], ...],
     tuple[tuple[int, "SignalMatcher | None"], ...],
     tuple[tuple[str, "SignalMatcher | None"], ...],
     str,
@@ -83,7 +85,11 @@ class SignalRouter:
                  asset_for_url: Callable[[str], Asset | None]):
         self.by_kind, self.any_kind = by_kind, any_kind
         self.assets, self.asset_for_url = assets, asset_for_url
-        self.cache: dict[tuple[str, Any, Any], Route | None] = {}
+        #: Routes by kind, then by asset id (signals naming an asset) or by URL (all others);
+        #: two plain lookups cost less than one on a (kind, asset, url) tuple.
+        self.by_asset: dict[str, dict[Any, Route | None]] = {}
+        self.by_url: dict[str, dict[Any, Route | None]] = {}
+        self.cached = 0
 
     def route(self, kind: str, asset_id: Any, url: Any) -> Route | None:
         """Return what a signal of this kind, asset id and URL feeds (None: nothing)."""
@@ -98,11 +104,21 @@ class SignalRouter:
         route: Route | None = None
         if any(found):
             rule_label = asset.name if asset is not None else (asset_id if isinstance(asset_id, str) else "")
-            route = (tuple(found[TARGET_RULE]), tuple(found[TARGET_CONDITION]), tuple(found[TARGET_NEGATIVE]),
+            rules = found[TARGET_RULE]
+            route = (tuple(index for index, matcher in rules if matcher is None),
+                     tuple((index, matcher) for index, matcher in rules if matcher is not None),
+                     tuple(found[TARGET_CONDITION]), tuple(found[TARGET_NEGATIVE]),
                      rule_label, asset.name if asset is not None else "")
-        if len(self.cache) >= self.MAX_CACHED:
-            self.cache.clear()
-        self.cache[(kind, asset_id, url)] = route
+        if self.cached >= self.MAX_CACHED:
+            self.by_asset.clear()
+            self.by_url.clear()
+            self.cached = 0
+        cache = self.by_asset if asset_id is not None else self.by_url
+        known = cache.get(kind)
+        if known is None:
+            known = cache[kind] = {}
+        known[asset_id if asset_id is not None else url] = route
+        self.cached += 1
         return route
 
 

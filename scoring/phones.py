@@ -16,7 +16,11 @@ from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS, PhoneMetadata
-from phonenumbers.phonenumberutil import REGION_CODE_FOR_NON_GEO_ENTITY, ValidationResult, region_code_for_country_code
+from phonenumbers.phonenumberutil import (  # type: ignore[attr-defined]
+    REGION_CODE_FOR_NON_GEO_ENTITY,
+    ValidationResult,
+    region_code_for_country_code,
+)
 
 try:  # the library's own steps for the rare branches; a release without them turns the fast path off
     from phonenumbers.phonenumberutil import _maybe_strip_national_prefix_carrier_code, _test_number_length
@@ -60,6 +64,8 @@ def fast_phone_valid(text: str, region: str | None) -> bool | None:
     if region is None:
         return None
     metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.country_code is None:
+        return None
     idd = _compiled(metadata.international_prefix) if metadata.international_prefix else None
     found = idd.match(digits) if idd is not None else None
     if found is not None and not digits.startswith("0", found.end()):
@@ -73,7 +79,8 @@ def fast_phone_valid(text: str, region: str | None) -> bool | None:
         general = metadata.general_desc
         if ((not _matches_pattern(digits, general) and _matches_pattern(national, general))
                 or _test_number_length(digits, metadata) == ValidationResult.TOO_LONG):
-            return _finish(country_code, national, _metadata_for(country_code, region))
+            number_metadata = _metadata_for(country_code, region)
+            return None if number_metadata is None else _finish(country_code, national, number_metadata)
     return _finish(country_code, digits, metadata)
 
 
@@ -86,11 +93,12 @@ def _international(digits: str, region: str | None) -> bool | None:
     for size in range(1, min(len(digits), _MAX_LENGTH_COUNTRY_CODE) + 1):
         country_code = int(digits[:size])
         if country_code in COUNTRY_CODE_TO_REGION_CODE:
-            return _finish(country_code, digits[size:], _metadata_for(country_code, region))
+            metadata = _metadata_for(country_code, region)
+            return None if metadata is None else _finish(country_code, digits[size:], metadata)
     return None
 
 
-def _metadata_for(country_code: int, region: str | None) -> PhoneMetadata:
+def _metadata_for(country_code: int, region: str | None) -> PhoneMetadata | None:
     number_region = region_code_for_country_code(country_code)
     if number_region == region:
         return PhoneMetadata.metadata_for_region(region)
@@ -112,19 +120,17 @@ def _finish(country_code: int, national: str, metadata: PhoneMetadata) -> bool:
     regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
     if regions is None:
         return False
-    if len(regions) == 1:
-        region = regions[0]
-    else:
-        region = next((r for r in regions if _owns(r, national)), None)
-        if region is None:
-            return False
+    region: str | None = regions[0] if len(regions) == 1 else next((r for r in regions if _owns(r, national)), None)
+    if region is None:
+        return False
+    found: PhoneMetadata | None
     if region == REGION_CODE_FOR_NON_GEO_ENTITY:
-        metadata = PhoneMetadata.metadata_for_nongeo_region(country_code)
+        found = PhoneMetadata.metadata_for_nongeo_region(country_code)
     else:
-        metadata = PhoneMetadata.metadata_for_region(region)
-        if metadata is None or metadata.country_code != country_code:
+        found = PhoneMetadata.metadata_for_region(region)
+        if found is None or found.country_code != country_code:
             return False
-    return metadata is not None and _has_type(national, metadata)
+    return found is not None and _has_type(national, found)
 
 
 def _owns(region: str, national: str) -> bool:
@@ -139,11 +145,13 @@ def _owns(region: str, national: str) -> bool:
 
 def _has_type(national: str, metadata: PhoneMetadata) -> bool:
     """Whether ``_number_type_helper`` returns anything but UNKNOWN."""
-    key = (metadata.id, metadata.country_code, len(national))  # metadata objects are not hashable
+    key = (metadata.id, metadata.country_code or 0, len(national))  # metadata objects are not hashable
     found = _BY_LENGTH.get(key)
     if found is None:
         found = _BY_LENGTH[key] = _patterns_for_length(metadata, len(national))
-    return found is not False and found[0].fullmatch(national) is not None and found[1].fullmatch(national) is not None
+    if found is False or found is True:
+        return False
+    return found[0].fullmatch(national) is not None and found[1].fullmatch(national) is not None
 
 
 def _patterns_for_length(metadata: PhoneMetadata, length: int) -> tuple[re.Pattern[str], re.Pattern[str]] | bool:

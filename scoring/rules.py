@@ -155,7 +155,15 @@ def load_rules(text: str, source: str = "<string>") -> Rules:
         raise RulesError(sorted(dict.fromkeys(errors), key=_natural), source)
     kinds = BUILTIN_ACTIVITY_KINDS | frozenset(data["activity_kinds"])
     return Rules(data=data, version=rules_version(data), activity_kinds=kinds, lifecycle=lifecycle,
-                 source=source, compiled=compile_rules(data))
+                 source=source, compiled=_compile(data))
+
+
+def _compile(data: Mapping[str, Any]) -> CompiledRules:
+    """Compile with the compiled twin's ``compile_rules`` when it is active (``scoring.native``)."""
+    from scoring import native
+
+    twin = native.implementation()
+    return twin.compiled.compile_rules(data) if twin is not None else compile_rules(data)
 
 
 def load_rules_file(path: str | Path) -> Rules:

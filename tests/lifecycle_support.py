@@ -6,7 +6,6 @@ local stand-in that has the same field names (the scoring engine is written in p
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +50,7 @@ def make_result(band: str = "hot", *, mql: bool | None = None, disqualified: boo
         "as_of": as_of or datetime(2026, 4, 2, 14, 30, tzinfo=BERLIN),
     }
     values.update(overrides)
-    known = {f.name for f in dataclasses.fields(ScoreResult)}
+    known = set(ScoreResult._fields)
     values = {name: value for name, value in values.items() if name in known}
     return ScoreResult(**values)
 
