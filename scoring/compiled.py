@@ -48,7 +48,9 @@ MAX_CACHED_REASONS = 4096
 def draft(group: int, weight: float, rank: int, rule: str, text: str, points: float, short: str,
           kind: str) -> Draft:
     """Return the draft of a reason (see ``Draft``)."""
-    return group, weight, rank, rule, text, points, short, kind, Reason(float(points), text, rule, kind)
+    # tuple.__new__ builds the Reason NamedTuple in one step (its fields in order), as ``_make`` does.
+    reason = tuple.__new__(Reason, (float(points), text, rule, kind))
+    return group, weight, rank, rule, text, points, short, kind, reason
 
 
 def remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:

@@ -34,9 +34,8 @@ from scoring.wording import build_summary, describe_age, fill_asset, format_poin
 
 PENALTY_RULE = "recycle_penalty"
 
-_exp = math.exp
-_floor = math.floor
-_copysign = math.copysign
+#: ``tuple.__new__(Record, values)`` is what ``NamedTuple._make`` does, minus its Python frame.
+_record = tuple.__new__
 _INF = math.inf
 
 
@@ -107,14 +106,11 @@ def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as
     head = f"{band} {score:g}, grade {grade}" + (", MQL" if mql else "")
     if disqualified:
         head += f", disqualified: {disqualify_reason}"
-    return ScoreResult(
-        fit_points=fit_points, engagement_points=engagement_points, score=score, grade=grade,
-        band=band, mql=mql, disqualified=disqualified, disqualify_reason=disqualify_reason,
-        priority=priority, playbook=compiled.playbooks[band],
-        reasons=tuple([d[8] for d in drafts]),
-        summary=build_summary(head, [d[6] for d in drafts if d[3] != disqualified_by]),
-        rules_version=rules.version, as_of=as_of,
-    )
+    # The fields in ScoreResult's order (a NamedTuple built in one step).
+    return _record(ScoreResult, (
+        fit_points, engagement_points, score, grade, band, mql, disqualified, disqualify_reason, priority,
+        compiled.playbooks[band], tuple([d[8] for d in drafts]),
+        build_summary(head, [d[6] for d in drafts if d[3] != disqualified_by]), rules.version, as_of))
 
 
 class _State:
@@ -138,12 +134,12 @@ def round1(x: float) -> float:
     """
     if -1e6 < x < 1e6:
         tenths = x * 10.0
-        whole = _floor(tenths)
+        whole = math.floor(tenths)
         fraction = tenths - whole
         if fraction < 0.4999999:
-            return _copysign(whole / 10.0, x) if whole == 0 else whole / 10.0
+            return math.copysign(whole / 10.0, x) if whole == 0 else whole / 10.0
         if fraction > 0.5000001:
-            return _copysign(0.0, x) if whole == -1 else (whole + 1) / 10.0
+            return math.copysign(0.0, x) if whole == -1 else (whole + 1) / 10.0
     return round(x, 1)
 
 
@@ -310,11 +306,11 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
             if age >= rule.lifespan:
                 continue
             rate = rule.negative_rate
-            points = round1(rule.points * _exp(rate * age) if rate else rule.points)
+            points = round1(rule.points * math.exp(rate * age) if rate else rule.points)
             if not points:
                 continue
             # The age text of reasons older than two days is "N days ago": N stands in for it.
-            key = (label, points, 1, int(age // 86400) if age >= 172800 else describe_age(age), 0)
+            key = (label, points, 1, int(age // 86400.0) if age >= 172800 else describe_age(age), 0)
             reason = rule.reasons.get(key)
             if reason is None:
                 reason = _engagement_reason(rule, key, age)
@@ -362,11 +358,11 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
     rate, base, cache = rule.negative_rate, rule.points, rule.reasons
     if len(records) == 1:
         age, label = records[0]
-        points = round1(base * _exp(rate * age) if rate else base)
+        points = round1(base * math.exp(rate * age) if rate else base)
         if not points:
             return 0.0
         # The age text of reasons older than two days is "N days ago": N stands in for it.
-        key = (label, points, 1, int(age // 86400) if age >= 172800 else describe_age(age), dropped)
+        key = (label, points, 1, int(age // 86400.0) if age >= 172800 else describe_age(age), dropped)
         found = cache.get(key)
         if found is None:
             found = _engagement_reason(rule, key, age)
@@ -374,7 +370,7 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
         return points
     by_label: dict[str, list[Any]] = {}
     for age, label in records:
-        points = base * _exp(rate * age) if rate else base
+        points = base * math.exp(rate * age) if rate else base
         entry = by_label.get(label)
         if entry is None:
             by_label[label] = [points, 1, age]
@@ -387,7 +383,7 @@ def _rule_points(rule: EngagementRule, records: list[tuple[float, str]], drafts:
         if not points:
             continue
         total += points
-        key = (label, points, count, int(newest // 86400) if newest >= 172800 else describe_age(newest), dropped)
+        key = (label, points, count, int(newest // 86400.0) if newest >= 172800 else describe_age(newest), dropped)
         found = cache.get(key)
         if found is None:
             found = _engagement_reason(rule, key, newest)
