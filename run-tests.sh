@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite. With DATABASE_URL / REDIS_URL set it runs against those servers
-# (CI: PostgreSQL and Redis), otherwise against SQLite and the embedded Redis.
+# (CI: PostgreSQL and Redis), otherwise against SQLite and the embedded Redis. Scoring runs
+# compiled (scoring/native.py); its tests then run once more as pure Python, the fallback.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+if [ "$#" -eq 0 ]; then
+  echo "scoring tests again as pure Python (LEADLOOP_PURE_PYTHON=1):"
+  pure_tests=$(ls tests/test_scoring_*.py tests/test_rules_*.py tests/test_lifecycle_{decide,follow_up,rules}.py |
+    grep -v test_scoring_native.py)
+  # shellcheck disable=SC2086  # one word per test file
+  LEADLOOP_PURE_PYTHON=1 exec .venv/bin/python -m pytest -q $pure_tests
+fi

@@ -1,0 +1,133 @@
+"""The compiled twin of scoring's hot path (``scoring.native``): same results, used only when current."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import random
+import shutil
+import struct
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import scoring
+from bench.scoring import AS_OF, make_profile, make_signals
+from scoring import Rules, Signal, load_rules_file, native
+from scoring import compiled as pure_compiled
+from scoring import engine as pure_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_FILES = [ROOT / "rules" / "leadloop.yaml", ROOT / "tests" / "fixtures" / "rules" / "digest-rules.yaml"]
+
+
+def _pure(rules: Rules) -> Rules:
+    """The same rules compiled by the pure-Python ``compile_rules``."""
+    return dataclasses.replace(rules, compiled=pure_compiled.compile_rules(rules.data))
+
+
+def _bits(value: object) -> object:
+    """Floats as their exact bits, so -0.0 != 0.0 and no rounding hides in a comparison."""
+    if isinstance(value, float):
+        return struct.pack("<d", value)
+    if isinstance(value, tuple | list):
+        return [_bits(item) for item in value]
+    return value
+
+
+def test_twin_is_active_unless_pure_python_is_requested() -> None:
+    # bootstrap builds it; a failed build would otherwise only show as slow scoring.
+    if native.pure_python_requested():
+        assert native.implementation() is None and scoring.score_lead is pure_engine.score_lead
+    else:
+        twin = native.implementation()
+        assert twin is not None, "leadloop_native missing or stale: run scripts/build_native.py"
+        assert scoring.score_lead is twin.engine.score_lead
+        assert type(load_rules_file(RULES_FILES[0]).compiled) is twin.compiled.CompiledRules
+
+
+@pytest.mark.parametrize("rules_file", RULES_FILES, ids=lambda p: p.name)
+def test_twin_scores_exactly_like_pure_python(rules_file: Path) -> None:
+    twin = native.implementation()
+    if twin is None:
+        pytest.fail("no compiled twin in this environment to compare (LEADLOOP_PURE_PYTHON set or not built)")
+    rules = load_rules_file(rules_file)
+    pure_rules = _pure(rules)
+    rng = random.Random(23)
+    checked = 0
+    for i in range(400):
+        signals = make_signals(rng, rng.choice([0, 1, 5, 20, 40]), i)
+        if signals and rng.random() < 0.3:  # duplicates and a future signal
+            first = signals[0]
+            signals += [first, Signal(first.kind, AS_OF + timedelta(days=2), first.properties, first.key + "-later")]
+        profile = make_profile(rng, i)
+        for as_of in (AS_OF, AS_OF + timedelta(hours=5, microseconds=250), AS_OF + timedelta(days=45)):
+            penalty = rng.choice([0, 0, 7.5])
+            native_result = twin.engine.score_lead(profile, signals, rules, as_of, penalty=penalty,
+                                                   penalty_reason="recycled")
+            pure_result = pure_engine.score_lead(profile, signals, pure_rules, as_of, penalty=penalty,
+                                                 penalty_reason="recycled")
+            assert _bits(native_result) == _bits(pure_result)
+            assert type(native_result) is type(pure_result) is scoring.ScoreResult
+            checked += 1
+    assert checked == 1200
+
+
+def test_a_changed_source_is_not_the_twin_it_was_built_from(tmp_path: Path) -> None:
+    copy = tmp_path / "scoring"
+    shutil.copytree(ROOT / "scoring", copy)
+    assert native.source_digest(copy) == native.source_digest()
+    engine_file = copy / "engine.py"
+    engine_file.write_text(engine_file.read_text() + "\n# an edit\n")
+    assert native.source_digest(copy) != native.source_digest()
+
+
+def test_build_script_records_the_digest_it_compiled(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("build_native", ROOT / "scripts" / "build_native.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    info = build._native_info()
+    paths = build.write_sources(info, tmp_path / "leadloop_native", "ab12")
+    assert [p.stem for p in paths] == list(native.MODULES)
+    assert build.installed_digest(tmp_path, "leadloop_native") == "ab12"
+    engine_copy = (tmp_path / "leadloop_native" / "engine.py").read_text()
+    assert "from leadloop_native.compiled import" in engine_copy and "from scoring.compiled import" not in engine_copy
+    assert "from scoring.model import" in engine_copy  # the result types stay the pure ones
+
+
+def test_pure_python_can_be_requested(monkeypatch: pytest.MonkeyPatch) -> None:
+    native.implementation.cache_clear()
+    try:
+        monkeypatch.setenv(native.PURE_PYTHON_VARIABLE, "1")
+        assert native.implementation() is None and native.active() == "pure Python"
+    finally:
+        monkeypatch.delenv(native.PURE_PYTHON_VARIABLE)
+        native.implementation.cache_clear()
+    assert native.implementation() is (None if native.pure_python_requested() else sys.modules["leadloop_native"])
+
+
+def _round1_cases() -> list[float]:
+    rng = random.Random(5)
+    edges = [0.0, -0.0, 0.05, -0.05, 0.04999999, -0.04, 0.15, 0.25, 2.675, 1.005, -2.5e-7, 999999.95, 1e6, -1e6,
+             1e300, math.inf, -math.inf, 5e-324]
+    halves = [k / 10 + d for k in range(-300, 300) for d in (0.05, -0.05, 0.0500000001, 0.0499999999, 1e-12)]
+    decayed = [25 * math.exp(-math.log(2) / (14 * 86400) * rng.randint(0, 200 * 86400)) for _ in range(20000)]
+    spread = [rng.uniform(-1, 1) * 10 ** rng.randint(-8, 7) for _ in range(20000)]
+    return edges + halves + decayed + spread
+
+
+@pytest.mark.parametrize("implementation", ["pure", "compiled"])
+def test_round1_is_round_to_one_decimal_bit_for_bit(implementation: str) -> None:
+    if implementation == "compiled":
+        twin = native.implementation()
+        if twin is None:
+            pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
+        round1 = twin.engine.round1
+    else:
+        round1 = pure_engine.round1
+    cases = _round1_cases()
+    assert [struct.pack("<d", round1(x)) for x in cases] == [struct.pack("<d", round(x, 1)) for x in cases]
+    assert math.isnan(round1(math.nan))
