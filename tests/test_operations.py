@@ -12,6 +12,7 @@ import pytest
 from integration import create_app
 from integration.config import ConfigError, load_config
 from integration.models import OutboxWrite
+from scoring import native
 from tests.conftest import drain, post_events, web_event
 
 ROOT = Path(__file__).parents[1]
@@ -43,6 +44,8 @@ def test_healthz_and_readyz(client, svc):
     report = client.get("/readyz").get_json()
     assert report["status"] == "ready" and report["database"] == "ok" and report["redis"] == "ok"
     assert report["rules_version"] == svc.rules.version and report["queue_depth"] == 0
+    expected = "pure Python" if native.pure_python_requested() else "compiled"
+    assert report["scoring"] == expected
     post_events(client, [web_event("q1")])
     assert client.get("/readyz").get_json()["queue_depth"] == 1
 
