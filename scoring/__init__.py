@@ -22,7 +22,8 @@ from scoring.rules import (
 )
 
 #: ``score_lead`` compiled (``scoring.native``) when built and current, else the pure function.
-score_lead = native.implementation().engine.score_lead if native.implementation() else _pure_score_lead
+_twin = native.implementation()
+score_lead = _twin.engine.score_lead if _twin is not None else _pure_score_lead
 
 __all__ = [
     "LeadProfile", "Reason", "Rules", "RulesError", "ScoreResult", "Signal", "check_rules_file",

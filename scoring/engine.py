@@ -238,13 +238,11 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
     seen: set[tuple[str, str]] = set()
     for signal in signals:
         kind = signal.kind
-        properties = signal.properties
-        if isinstance(properties, dict):  # what callers pass; a plain dict is looked up fastest
-            asset_id = properties.get("asset")
-            url = properties.get("url") if asset_id is None else None
-        else:
-            asset_id = properties.get("asset")
-            url = properties.get("url") if asset_id is None else None
+        # Callers pass dicts; typed as one, the compiled twin looks keys up directly.
+        given = signal.properties
+        properties: dict[str, Any] = given if isinstance(given, dict) else dict(given)
+        asset_id = properties.get("asset")
+        url = properties.get("url") if asset_id is None else None
         if asset_id is not None:
             known, where = by_asset.get(kind), asset_id
         else:
@@ -269,20 +267,14 @@ def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRu
             seen.add(dedupe)
         plain, checked, condition_targets, negative_targets, label, condition_label = found
         record = (age, label)
+        if checked:  # rules that also check properties (rare): add those this signal passes
+            plain = plain + tuple(index for index, checker in checked if checker.matches_properties(properties))
         for index in plain:
             records = matched[index]
             if records is None:
                 matched[index] = [record]
             else:
                 records.append(record)
-        if checked:
-            for index, checker in checked:
-                if checker.matches_properties(properties):
-                    records = matched[index]
-                    if records is None:
-                        matched[index] = [record]
-                    else:
-                        records.append(record)
         if condition_targets:
             for index, matcher in condition_targets:
                 if matcher is not None and not matcher.matches_properties(properties):

@@ -9,6 +9,7 @@ Each test starts from empty tables and an empty Redis database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -114,14 +115,23 @@ def config(database_url: str, redis_url: str, migrated_engine: Any, workdir: Pat
     }
 
 
+@contextlib.contextmanager
+def running_app(config: dict[str, Any], **settings: str) -> Iterator[Any]:
+    """An app on ``config`` with ``settings`` on top; its database engine and Redis are closed after."""
+    app = create_app({**config, **settings})
+    try:
+        yield app
+    finally:
+        svc = app.extensions["leadloop"]
+        svc.engine.dispose()
+        svc.redis.close()
+
+
 @pytest.fixture
 def app(config: dict[str, Any]) -> Any:
-    app = create_app(config)
-    app.config["TESTING"] = True
-    yield app
-    svc = app.extensions["leadloop"]
-    svc.engine.dispose()
-    svc.redis.close()
+    with running_app(config) as app:
+        app.config["TESTING"] = True
+        yield app
 
 
 @pytest.fixture

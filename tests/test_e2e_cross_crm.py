@@ -98,6 +98,12 @@ def deliver_through_salesforce(client: Any) -> None:
     assert post_events(client, activity("sf", "salesforce", SALESFORCE_ID)).status_code == 200
 
 
+def the_two_leads(session: Any) -> tuple[Lead, Lead]:
+    """The lead HubSpot reported and the one Salesforce reported."""
+    return tuple(session.scalars(select(Lead).where(Lead.crm == crm)).one()  # type: ignore[return-value]
+                 for crm in ("hubspot", "salesforce"))
+
+
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in result.items() if key != "as_of"}
 
@@ -107,8 +113,7 @@ def test_the_same_history_through_either_crm_gets_the_same_verdict(client, svc):
     deliver_through_salesforce(client)
     drain(svc)
     with svc.sessions() as session:
-        hubspot = session.scalars(select(Lead).where(Lead.crm == "hubspot")).one()
-        salesforce = session.scalars(select(Lead).where(Lead.crm == "salesforce")).one()
+        hubspot, salesforce = the_two_leads(session)
         assert (hubspot.crm_id, salesforce.crm_id) == (HUBSPOT_ID, SALESFORCE_ID)
         # The stored profile is the same whichever CRM told it.
         assert hubspot.fields == salesforce.fields == PROFILE
@@ -142,6 +147,5 @@ def test_profile_fields_reported_by_hubspot_property_changes_are_stored_like_sal
     deliver_through_salesforce(client)
     drain(svc)
     with svc.sessions() as session:
-        hubspot = session.scalars(select(Lead).where(Lead.crm == "hubspot")).one()
-        salesforce = session.scalars(select(Lead).where(Lead.crm == "salesforce")).one()
+        hubspot, salesforce = the_two_leads(session)
         assert hubspot.fields == salesforce.fields

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from connectors.base import LEADLOOP_FIELDS
 from integration import create_app
 from integration.models import Lead, OutboxWrite
-from tests.conftest import drain, post_events, web_event
+from tests.conftest import drain, post_events, running_app, web_event
 
 HS_FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 SF_FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"
@@ -48,10 +48,8 @@ LEADLOOP_KEYS = set(LEADLOOP_FIELDS)
 @pytest.fixture
 def live(config: dict[str, Any]) -> Iterator[Any]:
     """A live-mode app (writes really go out) on the test database and Redis."""
-    app = create_app({**config, **LIVE})
-    yield app
-    app.extensions["leadloop"].engine.dispose()
-    app.extensions["leadloop"].redis.close()
+    with running_app(config, **LIVE) as app:
+        yield app
 
 
 def ago(days: float) -> str:

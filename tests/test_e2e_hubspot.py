@@ -21,7 +21,7 @@ from integration import create_app
 from integration.cli import main as leadloop
 from integration.models import Event, Lead, OutboxWrite, ScoreRecord
 from integration.store import lead_timeline
-from tests.conftest import drain, post_events, web_event
+from tests.conftest import drain, post_events, running_app, web_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 URL = "https://leads.example.com/webhooks/hubspot"
@@ -375,10 +375,8 @@ def test_a_change_of_the_merged_contact_arriving_with_the_merge_is_applied(clien
 @pytest.fixture
 def held_flush_app(config):
     """An app whose CRM flush waits an hour, so scored writes stay pending in the outbox."""
-    app = create_app({**config, "LEADLOOP_FLUSH_DELAY": "3600"})
-    yield app
-    app.extensions["leadloop"].engine.dispose()
-    app.extensions["leadloop"].redis.close()
+    with running_app(config, LEADLOOP_FLUSH_DELAY="3600") as app:
+        yield app
 
 
 def run_queued(svc: Any) -> None:
@@ -469,10 +467,8 @@ def test_privacy_deletion_leaves_no_personal_data_in_the_score_history(held_flus
 
 @pytest.fixture
 def workflow_app(config):
-    app = create_app({**config, "HUBSPOT_WORKFLOW_API_KEYS": "wf-key-old,wf-key-new"})
-    yield app
-    app.extensions["leadloop"].engine.dispose()
-    app.extensions["leadloop"].redis.close()
+    with running_app(config, HUBSPOT_WORKFLOW_API_KEYS="wf-key-old,wf-key-new") as app:
+        yield app
 
 
 def test_workflow_webhook_with_a_v2_signature_stores_the_activity(client, svc):
