@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache 2>&1 | tail -n 6
 .venv/bin/python -m pytest "$@"
 if [ "$#" -eq 0 ]; then
   echo "scoring tests again as pure Python (LEADLOOP_PURE_PYTHON=1):"

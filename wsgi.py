@@ -1,3 +1,3 @@
-from integration import create_app
+from integration.web import create_app
 
 app = create_app()

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from integration import apply, services
-from integration.models import Event, OutboxWrite
+from integration import services
+from integration.pipeline import outbox, processing
+from integration.store.models import Event, OutboxWrite
 from scoring import LeadProfile, score_lead
 
 
@@ -21,15 +22,15 @@ def process_event(event_id: int) -> None:
     now = datetime.now(UTC)
     with svc.sessions.begin() as session:
         event = session.get(Event, event_id)
-        lead = apply.lock_lead(session, event.lead_id)
-        if event.kind in apply.FIELD_KINDS and event.fields:
-            apply.apply_fields(lead, event.fields, event.occurred_at)
+        lead = processing.lock_lead(session, event.lead_id)
+        if event.kind in processing.FIELD_KINDS and event.fields:
+            processing.apply_fields(lead, event.fields, event.occurred_at)
         event.processed_at = now
         profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
-        result = score_lead(profile, apply.signals_of(session, lead, svc.rules.activity_kinds), svc.rules, now)
-        apply.record_score(session, lead, result, now, 1)
+        result = score_lead(profile, processing.signals_of(session, lead, svc.rules.activity_kinds), svc.rules, now)
+        processing.record_score(session, lead, result, now, 1)
         if lead.crm:
-            payload = apply.update_payload(svc, lead, result)
+            payload = outbox.update_payload(lead, result)
             session.add(OutboxWrite(lead_id=lead.id, crm=lead.crm, crm_id=lead.crm_id, kind="update",
                                     idempotency_key=f"naive:{event_id}", payload=payload, status="shadow",
                                     batch_id=uuid.uuid4().hex[:12], created_at=now, sent_at=now))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from integration.embedded_redis import ensure_embedded_redis, stop_embedded_redis  # noqa: E402
-from integration.web_events import sign  # noqa: E402
+from integration.web.intake import sign  # noqa: E402
 
 SECRET = "bench-secret"
 KINDS = ["page_view", "page_view", "page_view", "email_open", "email_click", "content_download", "form_submit"]
@@ -104,8 +104,8 @@ def main() -> None:
            "PYTHONPATH": str(ROOT)}
     os.environ.update(env)
     from integration import services
-    from integration.migrate import upgrade
-    from integration.models import Event, OutboxWrite, ScoreRecord
+    from integration.store.migrate import upgrade
+    from integration.store.models import Event, OutboxWrite, ScoreRecord
 
     svc = services.Services.build()
     services.install(svc)

@@ -3,7 +3,7 @@
 A connector is one folder (``webhook.py`` verify + parse, ``client.py`` outbound API client,
 ``setup.py`` setup/doctor, ``__init__.py`` the ``Connector`` object) and one line in
 ``connectors.CONNECTORS``. The HTTP flow around ``Endpoint.verify``/``Endpoint.parse`` is
-written once in ``integration.webhooks`` and never overridden.
+written once in ``integration.web.receiver`` and never overridden.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from integration.events import LeadEvent
+from connectors.events import LeadEvent
 
 # --- inbound ---------------------------------------------------------------------------------
 
@@ -181,17 +181,40 @@ class CrmClient(Protocol):
         ...
 
 
+#: ``run_setup(config, redis, dry_run=..., echo=...)`` / ``run_doctor(config, redis, echo=...)``:
+#: exit codes (0 = fine), messages through ``echo``.
+SetupCommand = Callable[..., int]
+
+
+def same_id(crm_id: str) -> str:
+    """The identity normalisation: the CRM's ids are used as they come."""
+    return crm_id
+
+
 @dataclass(frozen=True)
 class Connector:
-    """A CRM integration: its inbound endpoints and a factory for its outbound client."""
+    """A CRM integration: everything CRM-specific the other layers use."""
 
     name: str
     endpoints: Sequence[Endpoint]
     #: ``make_client(config, redis)`` -> ``CrmClient``; ``redis`` holds shared rate-limit and
     #: token state across workers.
     make_client: Callable[[Mapping[str, Any], Any], CrmClient]
-    #: Config keys (env vars) this connector reads, for validation and the README.
-    config_keys: Sequence[str] = ()
+    #: Settings (environment variables) this connector reads: name -> one-line description.
+    #: Only these reach the config; ``check_config`` validates their values at start-up.
+    settings: Mapping[str, str] = field(default_factory=dict)
+    #: Returns the mistakes in this connector's settings (each naming the variable); [] if none.
+    check_config: Callable[[Mapping[str, Any]], list[str]] = lambda _config: []
+    #: Whether the settings allow reading records (hydrating fields a webhook did not carry).
+    can_read: Callable[[Mapping[str, Any]], bool] = lambda _config: False
+    #: One record, one key: the canonical form of a record id (e.g. Salesforce's 18 characters).
+    normalise_id: Callable[[str], str] = same_id
+    #: CRM field name -> canonical lead field, for the fields that carry sales feedback (the
+    #: rules file's ``feedback`` section accepts either name).
+    status_fields: Mapping[str, str] = field(default_factory=dict)
+    #: ``leadloop setup <crm>`` and ``leadloop doctor <crm>``.
+    run_setup: SetupCommand | None = None
+    run_doctor: SetupCommand | None = None
     #: Most records one update call takes; shadow mode batches by it without a client.
     max_update_batch: int = 100
 

@@ -1,31 +1,14 @@
-"""leadloop's integration layer: the Flask app, webhook receiver, queue jobs, store and CLI."""
+"""leadloop's integration layer: everything between the CRMs' webhooks and their APIs.
 
-from __future__ import annotations
+One room per concern, each a subpackage (the import contracts in ``pyproject.toml`` keep them
+layered, top to bottom):
 
-from typing import Any
-
-from flask import Flask
-
-
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the web app. ``config`` overrides the environment (tests, the CLI).
-
-    Raises ``ConfigError`` naming a bad variable, ``RulesError`` listing the rules file's
-    mistakes: start-up fails loudly rather than serving with a broken setup.
-    """
-    import logging
-
-    from integration import health, services, webhooks
-    from integration.config import load_config
-
-    settings = load_config(overrides=config)
-    logging.basicConfig(level=settings["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = Flask(__name__, instance_path=settings["LEADLOOP_INSTANCE_DIR"])
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
-    svc = services.Services.build(settings)
-    services.install(svc)
-    app.extensions["leadloop"] = svc
-    health.init_app(app)
-    webhooks.init_app(app)
-    return app
+- ``cli``       the ``leadloop`` command
+- ``demo``      the quick start's demo: data set and runner
+- ``web``       the Flask app: webhook receiver, generic intake, health
+- ``reports``   what the stored history says (rules compare)
+- ``pipeline``  the queue, its jobs, and one lead's processing transaction
+- ``services``  the process services (database, Redis, queue, rules, clock, CRM clients)
+- ``store``     tables, migrations, storing events, finding leads
+- ``config``, ``clock``, ``embedded_redis``: settings, the time, the embedded Redis
+"""

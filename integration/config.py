@@ -1,8 +1,9 @@
 """Configuration from the environment, validated at start-up.
 
-Every setting is an environment variable (listed in ``SETTINGS`` and in the README). Values are
-checked once when the app or a worker starts; a bad value stops start-up with an error that
-names the variable, never later in the middle of a request.
+Every setting is an environment variable: leadloop's own in ``SETTINGS``, each connector's in its
+``Connector.settings`` (the registry). Values are checked once when the app or a worker starts;
+a bad value stops start-up with an error that names the variable, never later in the middle of
+a request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from connectors import registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = PROJECT_ROOT / "rules" / "leadloop.yaml"
@@ -84,8 +87,6 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LOG_LEVEL": (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "Log level."),
 }
 
-#: Connector settings are validated by the connectors; listed here so nothing reads env directly.
-CONNECTOR_PREFIXES = ("HUBSPOT_", "SALESFORCE_")
 
 
 def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
@@ -103,9 +104,10 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         raw = raw.strip() if isinstance(raw, str) else raw
         value = raw if raw else default
         config[name] = parse(name, value) if value is not None else None
-    for name, value in env.items():
-        if name.startswith(CONNECTOR_PREFIXES):
-            config[name] = value
+    connector_settings = {name for connector in registry().values() for name in connector.settings}
+    for name in connector_settings:
+        if name in env and name not in SETTINGS:
+            config[name] = env[name]
     if config["DATABASE_URL"] is None:
         config["DATABASE_URL"] = f"sqlite:///{Path(config['LEADLOOP_INSTANCE_DIR']) / 'leadloop.db'}"
     if config["DATABASE_URL"].startswith("postgres://"):
@@ -115,4 +117,7 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str
         config["DATABASE_URL"] = "postgresql+psycopg://" + config["DATABASE_URL"][len("postgresql://"):]
     if overrides:
         config.update({k: v for k, v in overrides.items() if not isinstance(v, str)})
+    mistakes = [mistake for connector in registry().values() for mistake in connector.check_config(config)]
+    if mistakes:
+        raise ConfigError("; ".join(mistakes))
     return config

@@ -1,4 +1,4 @@
-"""The process-wide services (database, Redis, queue, rules), built once from the config.
+"""The process-wide services (database, Redis, queue, rules, clock, CRM clients), built once.
 
 The web app hangs them on ``app.extensions["leadloop"]``; RQ jobs, which run outside any
 request, reach the same object through ``current()``. Both are built by ``Services.build``.
@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
@@ -17,6 +20,9 @@ from rq import Queue
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+import connectors
+from connectors.base import Connector, CrmClient
+from integration.clock import Clock, system_clock
 from integration.config import load_config
 from integration.embedded_redis import ensure_embedded_redis
 from scoring import Rules, load_rules_file
@@ -50,6 +56,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file URL (the default store lives in the instance folder)."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
 @dataclass
 class Services:
     config: dict[str, Any]
@@ -58,36 +70,46 @@ class Services:
     redis: Redis
     queue: Queue
     rules: Rules
-    _clients: dict[str, Any] = field(default_factory=dict)
+    #: The one source of the current time for the web app and the jobs (tests pass their own).
+    clock: Clock = system_clock
+    _clients: dict[str, CrmClient] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: dict[str, Any] | None = None) -> Services:
+    def build(cls, config: Mapping[str, Any] | None = None, *, clock: Clock | None = None) -> Services:
         """Build every service from ``config`` (default: the environment). Raises ConfigError,
         RulesError, or RuntimeError when the embedded Redis cannot start."""
-        config = load_config() if config is None else config
-        if config["DATABASE_URL"].startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(config["DATABASE_URL"])
-        url = config["REDIS_URL"] or ensure_embedded_redis(config["LEADLOOP_INSTANCE_DIR"])
-        config["REDIS_URL_EFFECTIVE"] = url
+        settings = load_config() if config is None else dict(config)
+        ensure_sqlite_folder(settings["DATABASE_URL"])
+        engine = make_engine(settings["DATABASE_URL"])
+        url = settings["REDIS_URL"] or ensure_embedded_redis(settings["LEADLOOP_INSTANCE_DIR"])
+        settings["REDIS_URL_EFFECTIVE"] = url
         redis = Redis.from_url(url)
-        queue = Queue(config["LEADLOOP_QUEUE"], connection=redis)
-        rules = load_rules_file(config["LEADLOOP_RULES"])
-        return cls(config=config, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
-                   redis=redis, queue=queue, rules=rules)
+        queue = Queue(settings["LEADLOOP_QUEUE"], connection=redis)
+        rules = load_rules_file(settings["LEADLOOP_RULES"])
+        return cls(config=settings, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
+                   redis=redis, queue=queue, rules=rules, clock=clock or system_clock)
+
+    def now(self) -> datetime:
+        """The current time, aware UTC, from this process's clock."""
+        return self.clock()
 
     @property
     def live_writes(self) -> bool:
         return self.config["CRM_WRITE_MODE"] == "live"
 
-    def crm_client(self, crm: str) -> Any:
+    def connector(self, crm: str) -> Connector:
+        """The registered connector named ``crm`` (KeyError for an unknown CRM)."""
+        return connectors.registry()[crm]
+
+    def can_read(self, crm: str) -> bool:
+        """Whether the CRM's read credentials are configured (otherwise we score what we have)."""
+        found = connectors.registry().get(crm)
+        return found is not None and found.can_read(self.config)
+
+    def crm_client(self, crm: str) -> CrmClient:
         """Return (and cache) the outbound client of connector ``crm``."""
         if crm not in self._clients:
-            from connectors import registry
-
-            self._clients[crm] = registry()[crm].make_client(self.config, self.redis)
+            self._clients[crm] = self.connector(crm).make_client(self.config, self.redis)
         return self._clients[crm]
 
 

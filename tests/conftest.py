@@ -25,12 +25,12 @@ from rq import SimpleWorker
 from rq.job import Job
 from sqlalchemy import text
 
-from integration import create_app
 from integration.embedded_redis import ensure_embedded_redis, stop_embedded_redis
-from integration.migrate import upgrade
-from integration.models import Base
 from integration.services import make_engine
-from integration.web_events import sign
+from integration.store.migrate import upgrade
+from integration.store.models import Base
+from integration.web import create_app
+from integration.web.intake import sign
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVENTS_SECRET = "whsec_test_current"
@@ -151,8 +151,7 @@ def runner(app: Any) -> Any:
 
 def drain(svc: Any, rounds: int = 20, horizon: float = 60) -> int:
     """Run every queued job in this process, and every scheduled one due within ``horizon``
-    seconds of ``integration.clock.now()`` (which tests may move); return how many ran."""
-    from integration import clock
+    seconds of the services' clock (which tests may move); return how many ran."""
 
     def done() -> int:
         return svc.queue.finished_job_registry.count + svc.queue.failed_job_registry.count
@@ -160,7 +159,7 @@ def drain(svc: Any, rounds: int = 20, horizon: float = 60) -> int:
     before = done()
     for _ in range(rounds):
         scheduled = svc.queue.scheduled_job_registry
-        due_by = max(time.time(), clock.now().timestamp()) + horizon
+        due_by = max(time.time(), svc.now().timestamp()) + horizon
         for job_id in scheduled.get_jobs_to_schedule(int(due_by)):
             scheduled.remove(job_id)
             svc.queue.enqueue_job(Job.fetch(job_id, connection=svc.redis))

@@ -17,11 +17,12 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.datastructures import Headers
 
 from connectors.base import InboundRequest
+from connectors.events import ACTIVITY_KINDS
 from connectors.hubspot.webhook import parse_webhook, verify_webhook
 from connectors.salesforce.webhook import map_fields, parse_outbound_message, verify_token
-from integration import demo_data, web_events
-from integration.demo_data import HUBSPOT_PATH, SALESFORCE_PATH, WEB_PATH, generate
-from integration.events import ACTIVITY_KINDS
+from integration.demo import data as demo_data
+from integration.demo.data import HUBSPOT_PATH, SALESFORCE_PATH, WEB_PATH, generate
+from integration.web import intake as web_events
 from scoring import LeadProfile, Signal, load_rules_file, score_lead
 from scoring.checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, looks_gibberish, phone_status
 from scoring.fields import country_code
@@ -261,7 +262,7 @@ def test_feedback_values_mean_what_the_rules_say(crm, answer, kind, reason):
 
 
 def _store(stages: dict[tuple[str, str], str]) -> SimpleNamespace:
-    from integration.models import Base, Lead
+    from integration.store.models import Base, Lead
 
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)

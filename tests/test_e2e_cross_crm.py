@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from integration.apply import signals_of
-from integration.models import Lead, ScoreRecord
+from integration.pipeline.processing import signals_of
+from integration.store.models import Lead, ScoreRecord
 from scoring import LeadProfile, score_lead
 from tests.conftest import drain, post_events, post_hubspot, web_event
 

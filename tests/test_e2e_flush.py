@@ -21,8 +21,8 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from connectors.base import LEADLOOP_FIELDS
-from integration import create_app
-from integration.models import Lead, OutboxWrite
+from integration.store.models import Lead, OutboxWrite
+from integration.web import create_app
 from tests.conftest import drain, post_events, running_app, web_event
 
 HS_FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
@@ -90,7 +90,8 @@ def leads_by_crm_id(svc: Any) -> dict[str, Lead]:
 def scheduled_flushes(svc: Any) -> list[tuple[Job, datetime]]:
     registry = svc.queue.scheduled_job_registry
     jobs = [Job.fetch(job_id, connection=svc.redis) for job_id in registry.get_job_ids()]
-    return [(job, registry.get_scheduled_time(job)) for job in jobs if job.func_name == "integration.jobs.flush_outbox"]
+    return [(job, registry.get_scheduled_time(job)) for job in jobs
+            if job.func_name == "integration.pipeline.jobs.flush_outbox"]
 
 
 def body(call: Any) -> Any:
@@ -227,7 +228,7 @@ def test_a_401_fails_the_flush_job_into_rqs_retries_and_keeps_the_rows_pending(l
     failed = svc.queue.failed_job_registry.get_job_ids()
     assert len(failed) == 1
     job = Job.fetch(failed[0], connection=svc.redis)
-    assert job.func_name == "integration.jobs.flush_outbox"
+    assert job.func_name == "integration.pipeline.jobs.flush_outbox"
     assert "CrmAuthError" in (job.latest_result().exc_string or "")
     assert statuses(svc) == {"pending": 3}
     assert all(row.attempts == 0 for row in rows(svc))
@@ -359,13 +360,12 @@ def test_a_completed_hubspot_task_meets_the_sla(config, monkeypatch):
     """Live mode: at the due time leadloop asks HubSpot whether the rep completed the task."""
     from datetime import UTC, datetime, timedelta
 
-    from integration import clock
-    from integration.lifecycle_apply import sweep_slas
+    from integration.pipeline.jobs import sweep_slas
 
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
     moment = {"now": start}
-    monkeypatch.setattr(clock, "now", lambda: moment["now"])
-    app = create_app({**config, "CRM_WRITE_MODE": "live", "HUBSPOT_ACCESS_TOKEN": "pat-na1-test"})
+    app = create_app({**config, "CRM_WRITE_MODE": "live", "HUBSPOT_ACCESS_TOKEN": "pat-na1-test"},
+                     clock=lambda: moment["now"])
     svc, client = app.extensions["leadloop"], app.test_client()
     fields = {"first_name": "Ada", "company": "Acme Logistics", "job_title": "VP Operations",
               "phone": "+49 30 1234567", "country": "DE", "employees": 250, "industry": "Logistics"}

@@ -10,8 +10,8 @@ from xml.etree import ElementTree
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from integration import create_app
-from integration.models import Event, Lead, ScoreRecord
+from integration.store.models import Event, Lead, ScoreRecord
+from integration.web import create_app
 from tests.conftest import drain
 
 FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"

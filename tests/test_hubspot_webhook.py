@@ -30,7 +30,7 @@ def one(name: str):
 def test_endpoints_and_config_keys():
     assert [(e.rule, e.name) for e in connector.endpoints] == [
         ("/hubspot", "hubspot"), ("/hubspot/workflow", "hubspot_workflow")]
-    assert "HUBSPOT_CLIENT_SECRETS" in connector.config_keys
+    assert "HUBSPOT_CLIENT_SECRETS" in connector.settings
 
 
 def test_contact_creation():

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, event, func, select
 
-from integration.models import Event, Lead
+from integration.store.models import Event, Lead
 from tests.conftest import EVENTS_SECRET, EVENTS_SECRET_OLD, post_events, web_event
 
 
@@ -55,7 +55,7 @@ def test_stale_or_future_timestamp_is_refused(client, svc, skew):
 
 def test_signature_covers_the_body(client, svc):
     signed = json.dumps([web_event("e1")]).encode()
-    from integration.web_events import sign
+    from integration.web.intake import sign
 
     tampered = signed.replace(b"e1", b"e2")
     response = client.post("/webhooks/events", data=tampered,
@@ -160,7 +160,7 @@ def test_no_2xx_when_the_commit_fails(client, svc):
 
 
 def test_store_down_answers_503_not_500(config, tmp_path):
-    from integration import create_app
+    from integration.web import create_app
 
     app = create_app({**config, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     response = post_events(app.test_client(), [web_event("e1")])

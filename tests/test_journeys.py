@@ -1,6 +1,6 @@
 """Whole lead journeys through the HTTP endpoints and the worker (the lifecycle loop).
 
-The clock is moved through ``integration.clock`` so business hours, weekends, holidays,
+The services' clock (``create_app(config, clock=...)``) is moved so business hours, weekends, holidays,
 SLA due times and cooldowns are exact. CRM feedback arrives as signed HubSpot webhooks.
 """
 
@@ -15,9 +15,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from integration import clock, create_app
-from integration.lifecycle_apply import sweep_slas
-from integration.models import Lead, OutboxWrite, Transition
+from integration.pipeline.jobs import sweep_slas
+from integration.store.models import Lead, OutboxWrite, Transition
+from integration.web import create_app
 from tests.conftest import drain, post_events, post_hubspot, web_event
 
 SHIPPED = Path(__file__).parents[1] / "rules" / "leadloop.yaml"
@@ -51,16 +51,14 @@ def rules_file(tmp_path):
 
 
 @pytest.fixture
-def now(monkeypatch):
+def now():
     # Thursday 24 December 2026, 16:30 in Berlin: Christmas Day (Fri) and a weekend follow.
-    fake = Clock(datetime(2026, 12, 24, 15, 30, tzinfo=UTC))
-    monkeypatch.setattr(clock, "now", fake)
-    return fake
+    return Clock(datetime(2026, 12, 24, 15, 30, tzinfo=UTC))
 
 
 @pytest.fixture
 def world(config, rules_file, now):
-    app = create_app({**config, "LEADLOOP_RULES": rules_file})
+    app = create_app({**config, "LEADLOOP_RULES": rules_file}, clock=now)
     yield app.test_client(), app.extensions["leadloop"]
     app.extensions["leadloop"].engine.dispose()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from integration import create_app
 from integration.config import ConfigError, load_config
-from integration.models import OutboxWrite
+from integration.store.models import OutboxWrite
+from integration.web import create_app
 from scoring import native
 from tests.conftest import drain, post_events, web_event
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select, text
 
-from integration.models import Event, Lead, OutboxWrite, ScoreRecord
+from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord
 from tests.conftest import drain, post_events, web_event
 
 
@@ -75,7 +75,7 @@ def test_rescoring_without_visible_change_queues_no_second_write(client, svc):
 
 def test_an_event_arriving_while_the_job_runs_gets_its_own_job(client, svc):
     post_events(client, [web_event("r1", crm="hubspot", crm_id="9", occurred_at=iso(3))])
-    from integration.queue import clear_rescore_marks, request_rescore
+    from integration.pipeline.queue import clear_rescore_marks, request_rescore
 
     with svc.sessions() as session:
         lead_id = session.scalar(select(Lead.id))
@@ -90,7 +90,7 @@ def test_sweeper_recovers_events_whose_job_was_lost(client, svc):
     svc.queue.empty()  # the job is lost (say Redis restarted without persistence)
     with svc.sessions.begin() as session:
         session.execute(text("UPDATE events SET received_at = :t"), {"t": datetime.now(UTC) - timedelta(minutes=5)})
-    from integration.jobs import sweep
+    from integration.pipeline.jobs import sweep
 
     result = sweep()
     assert result["released"] == 1 and result["leads"] == 1

@@ -355,4 +355,4 @@ def test_connector_endpoints():
     assert by_name["salesforce_flow"].rule == "/salesforce/<token>/flow"
     assert by_name["salesforce"].verify is by_name["salesforce_flow"].verify is verify_token
     assert by_name["salesforce"].ok_response is ok_response
-    assert "SALESFORCE_WEBHOOK_TOKENS" in connector.config_keys
+    assert "SALESFORCE_WEBHOOK_TOKENS" in connector.settings

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from connectors.base import Connector, Endpoint
+from connectors.hubspot import setup
 from connectors.hubspot.client import BATCH_SIZE, make_client
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
-#: Every environment variable the connector reads (see the README, "HubSpot setup").
-CONFIG_KEYS = (
-    "HUBSPOT_CLIENT_SECRETS",
-    "HUBSPOT_WORKFLOW_API_KEYS",
-    "HUBSPOT_WORKFLOW_API_KEY_HEADER",
-    "HUBSPOT_ACCESS_TOKEN",
-    "HUBSPOT_API_BASE",
-    "HUBSPOT_RATE_LIMIT_PER_10S",
-    "HUBSPOT_APP_ID",
-    "HUBSPOT_DEVELOPER_API_KEY",
-    "PUBLIC_BASE_URL",
-)
+#: Every environment variable the connector reads (docs/hubspot.md, "Environment").
+SETTINGS = {
+    "HUBSPOT_CLIENT_SECRETS": "the app's client secret(s): HubSpot signs webhooks with it (v1/v2/v3); "
+                              "comma-separated during a rotation",
+    "HUBSPOT_ACCESS_TOKEN": "the app's access token (`pat-…`), sent as `Authorization: Bearer`",
+    "HUBSPOT_API_BASE": "default `https://api.hubapi.com`",
+    "HUBSPOT_RATE_LIMIT_PER_10S": "your app's burst limit per 10 s (default 100; leadloop stays under 90 % of it, "
+                                  "shared by all workers through Redis)",
+    "HUBSPOT_WORKFLOW_API_KEYS": "accepted API keys for workflow \"Send a webhook\" calls, comma-separated",
+    "HUBSPOT_WORKFLOW_API_KEY_HEADER": "the workflow API-key header's name (default `X-Leadloop-Api-Key`)",
+    "HUBSPOT_APP_ID": "optional: lets `leadloop setup hubspot` create a public app's webhook subscriptions",
+    "HUBSPOT_DEVELOPER_API_KEY": "optional: with `HUBSPOT_APP_ID`, the developer account's API key",
+}
+
+
+def check_config(config: Mapping[str, Any]) -> list[str]:
+    """The mistakes in the HubSpot settings, each naming its variable."""
+    mistakes = []
+    limit = str(config.get("HUBSPOT_RATE_LIMIT_PER_10S") or "").strip()
+    if limit and not (limit.isdigit() and int(limit) > 0):
+        mistakes.append(f"HUBSPOT_RATE_LIMIT_PER_10S: must be a whole number above 0 (got {limit!r})")
+    base = str(config.get("HUBSPOT_API_BASE") or "").strip()
+    if base and not base.startswith(("https://", "http://")):
+        mistakes.append(f"HUBSPOT_API_BASE: must be an http(s) URL (got {base!r})")
+    return mistakes
+
+
+def can_read(config: Mapping[str, Any]) -> bool:
+    return bool(str(config.get("HUBSPOT_ACCESS_TOKEN") or "").strip())
+
 
 connector = Connector(
     name="hubspot",
@@ -29,6 +51,11 @@ connector = Connector(
                  parse=parse_workflow, max_body=2_000_000),
     ],
     make_client=make_client,
-    config_keys=CONFIG_KEYS,
+    settings=SETTINGS,
+    check_config=check_config,
+    can_read=can_read,
+    status_fields={"hs_lead_status": "lead_status", "lifecyclestage": "lifecycle_stage"},
+    run_setup=setup.run_setup,
+    run_doctor=setup.run_doctor,
     max_update_batch=BATCH_SIZE,
 )

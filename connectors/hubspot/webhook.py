@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import InboundRequest, PayloadError, SignatureError, secret_list
-from integration.events import ACTIVITY_KINDS, CRM_KINDS, LeadEvent, utc_from_millis
+from connectors.events import ACTIVITY_KINDS, CRM_KINDS, LeadEvent, utc_from_millis
 
 # --- mapping tables --------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from connectors.base import InboundRequest, IntakeResult, PayloadError, SignatureError, secret_list
-from integration.events import ACTIVITY_KINDS, LeadEvent
+from connectors.events import ACTIVITY_KINDS, LeadEvent
 
 # --- mapping tables ----------------------------------------------------------------------------
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from integration import clock
-from integration.apply import signals_of
-from integration.models import Lead, Transition
+from integration.pipeline.processing import signals_of
+from integration.store.models import Lead, Transition
 from scoring import LeadProfile, Rules, score_lead
 
 BANDS = ("cold", "cool", "warm", "hot")
@@ -37,9 +36,8 @@ class Comparison:
     outcomes: dict[str, list[int]] = field(default_factory=lambda: {"won": [0, 0, 0], "rejected": [0, 0, 0]})
 
 
-def compare(session: Any, live: Rules, candidate: Rules, now: datetime | None = None) -> Comparison:
-    """Score every live lead under both rules files; return the differences."""
-    now = now or clock.now()
+def compare(session: Session, live: Rules, candidate: Rules, now: datetime) -> Comparison:
+    """Score every live lead under both rules files as of ``now``; return the differences."""
     first_mql = dict(session.execute(select(Transition.lead_id, func.min(Transition.at))
                                      .where(Transition.to_stage == "mql").group_by(Transition.lead_id)).all())
     rejected = set(session.scalars(select(Transition.lead_id).where(

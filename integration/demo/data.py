@@ -24,7 +24,7 @@ import phonenumbers
 from connectors.base import secret_list
 from connectors.hubspot.webhook import SIGNATURE_V3_HEADER, TIMESTAMP_HEADER, hubspot_signature_v3
 from connectors.salesforce.webhook import id18
-from integration.web_events import SIGNATURE_HEADER, sign
+from integration.web.intake import SIGNATURE_HEADER, sign
 
 WEB_PATH, HUBSPOT_PATH, SALESFORCE_PATH = "/webhooks/events", "/webhooks/hubspot", "/webhooks/salesforce/{token}"
 SITE = "https://www.routecover.example"
@@ -495,7 +495,7 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
         """Sales works the hand-offs: status changes for the leads now in stage ``mql``."""
         from sqlalchemy import select
 
-        from integration.models import Lead
+        from integration.store.models import Lead
 
         with svc.sessions() as session:
             rows = session.execute(select(Lead.crm, Lead.crm_id).where(

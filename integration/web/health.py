@@ -10,10 +10,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from integration.services import Services
 from scoring import native
 
 
-def readiness(svc: Any) -> tuple[dict[str, Any], bool]:
+def readiness(svc: Services) -> tuple[dict[str, Any], bool]:
     """Return the readiness report and whether every check passed."""
     report: dict[str, Any] = {"rules_version": svc.rules.version, "write_mode": svc.config["CRM_WRITE_MODE"],
                               "scoring": native.active()}

@@ -25,10 +25,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from connectors import registry
 from connectors.base import Endpoint, InboundRequest, IntakeResult, WebhookError
-from integration import clock
-from integration.queue import request_rescore
-from integration.store import store_events
+from integration.pipeline.queue import request_rescore
+from integration.services import Services
+from integration.store.events import store_events
+from integration.web import intake
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 3
@@ -67,7 +69,7 @@ def _read_body(limit: int) -> bytes | None:
 
 
 def receive(endpoint: Endpoint, **path_params: str) -> Response:
-    svc = current_app.extensions["leadloop"]
+    svc: Services = current_app.extensions["leadloop"]
     ok_response = endpoint.ok_response or json_ok
     error_response = endpoint.error_response or json_error
 
@@ -87,7 +89,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         events = endpoint.parse(inbound, config)
     except WebhookError as refusal:
         return refuse(refusal.status, str(refusal))
-    received_at = clock.now()
+    received_at = svc.now()
     result = None
     for attempt in range(STORE_ATTEMPTS):
         try:
@@ -116,10 +118,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
 
 def endpoints() -> list[Endpoint]:
     """Every inbound endpoint: the generic intake, then each connector's."""
-    from connectors import registry
-    from integration.web_events import ENDPOINT
-
-    found = [ENDPOINT]
+    found = [intake.ENDPOINT]
     for connector in registry().values():
         found.extend(connector.endpoints)
     return found

@@ -7,12 +7,15 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from integration.config import ConfigError, load_config
 
+if TYPE_CHECKING:
+    from integration.services import Services
 
-def _services(args: argparse.Namespace) -> Any:
+
+def _services(args: argparse.Namespace) -> Services:
     from integration import services
 
     svc = services.Services.build(load_config())
@@ -23,14 +26,11 @@ def _services(args: argparse.Namespace) -> Any:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from sqlalchemy import create_engine
 
-    from integration.migrate import current, upgrade
-    from integration.services import make_engine
+    from integration.services import ensure_sqlite_folder, make_engine
+    from integration.store.migrate import current, upgrade
 
     config = load_config()
-    if config["DATABASE_URL"].startswith("sqlite:///"):
-        from pathlib import Path
-
-        Path(config["DATABASE_URL"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    ensure_sqlite_folder(config["DATABASE_URL"])
     engine = make_engine(config["DATABASE_URL"]) if config["DATABASE_URL"].startswith("sqlite") \
         else create_engine(config["DATABASE_URL"])
     upgrade(engine)
@@ -51,13 +51,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_cron(args: argparse.Namespace) -> int:
     from rq.cron import CronScheduler
 
-    from integration.jobs import sweep
+    from integration.pipeline.jobs import CRON_JOBS
 
     svc = _services(args)
     cron = CronScheduler(connection=svc.redis, logging_level=svc.config["LOG_LEVEL"])
-    from integration.lifecycle_apply import CRON_JOBS
-
-    cron.register(sweep, queue_name=svc.queue.name, interval=60)
     for func, interval in CRON_JOBS:
         cron.register(func, queue_name=svc.queue.name, interval=interval)
     cron.start()
@@ -83,19 +80,19 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_compare(args: argparse.Namespace) -> int:
-    from integration.rules_compare import compare, render
+    from integration.reports.rules_compare import compare, render
     from scoring import load_rules_file
 
     svc = _services(args)
     candidate = load_rules_file(args.file)
     with svc.sessions() as session:
-        report = compare(session, svc.rules, candidate)
+        report = compare(session, svc.rules, candidate, svc.now())
     print(render(report, svc.rules, candidate))
     return 0
 
 
 def cmd_lead_show(args: argparse.Namespace) -> int:
-    from integration.store import find_lead, lead_timeline
+    from integration.store.events import find_lead, lead_timeline
 
     svc = _services(args)
     with svc.sessions() as session:
@@ -135,8 +132,8 @@ def _describe(what: str, d: dict[str, Any]) -> str:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from integration.models import Lead, OutboxWrite
-    from integration.store import find_lead
+    from integration.store.events import find_lead
+    from integration.store.models import Lead, OutboxWrite
 
     svc = _services(args)
     with svc.sessions() as session:
@@ -168,7 +165,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     from rq.job import Job
     from sqlalchemy import select
 
-    from integration.models import OutboxWrite
+    from integration.store.models import OutboxWrite
 
     svc = _services(args)
     registry = svc.queue.failed_job_registry
@@ -190,7 +187,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             if args.retry:
                 write.status, write.attempts = "pending", 0
     if args.retry:
-        from integration.jobs import sweep
+        from integration.pipeline.jobs import sweep
 
         svc.queue.enqueue(sweep)
         print("requeued; the worker will retry them")
@@ -199,24 +196,25 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     svc = _services(args)
-    module = _connector_setup(args.crm)
-    return module.run_setup(svc.config, svc.redis, dry_run=args.dry_run, echo=print)
+    run_setup = svc.connector(args.crm).run_setup
+    if run_setup is None:
+        print(f"{args.crm}: this connector has no setup command", file=sys.stderr)
+        return 1
+    return run_setup(svc.config, svc.redis, dry_run=args.dry_run, echo=print)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     svc = _services(args)
-    return _connector_setup(args.crm).run_doctor(svc.config, svc.redis, echo=print)
-
-
-def _connector_setup(crm: str) -> Any:
-    import importlib
-
-    return importlib.import_module(f"connectors.{crm}.setup")
+    run_doctor = svc.connector(args.crm).run_doctor
+    if run_doctor is None:
+        print(f"{args.crm}: this connector has no doctor command", file=sys.stderr)
+        return 1
+    return run_doctor(svc.config, svc.redis, echo=print)
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
     from connectors.base import secret_list
-    from integration.web_events import sign
+    from integration.web.intake import sign
 
     secrets = secret_list(load_config()["LEADLOOP_EVENTS_SECRETS"])
     if not secrets:
@@ -228,12 +226,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from integration.demo import run_demo
+    from integration.demo.runner import run_demo
 
     return run_demo(leads=args.leads, seed=args.seed, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from connectors import registry
+
     parser = argparse.ArgumentParser(prog="leadloop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, helptext in (("setup", cmd_setup, "create CRM fields and print the webhook setup"),
                                  ("doctor", cmd_doctor, "check the CRM connection")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("crm", choices=["hubspot", "salesforce"])
+        p.add_argument("crm", choices=sorted(registry()))
         if name == "setup":
             p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
         p.set_defaults(func=func)

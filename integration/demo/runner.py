@@ -72,8 +72,8 @@ def _demo_env(port: int, redis_url: str) -> dict[str, str]:
 def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
     """Run the demo end to end; return the exit code."""
     from integration import demo_data, services
-    from integration.migrate import upgrade
     from integration.services import make_engine
+    from integration.store.migrate import upgrade
 
     if not keep and DEMO_DIR.exists():
         stop_embedded_redis(DEMO_DIR)
@@ -142,7 +142,7 @@ def _replay(base: str, env: dict[str, str], requests_to_send: list[Any]) -> None
 
 
 def _wait_drained(svc: Any, what: str, timeout: float = 600) -> None:
-    from integration.models import Event, OutboxWrite
+    from integration.store.models import Event, OutboxWrite
 
     with svc.sessions() as session:
         total = session.scalar(select(func.count()).select_from(Event).where(Event.processed_at.is_(None)))
@@ -165,7 +165,7 @@ def _wait_drained(svc: Any, what: str, timeout: float = 600) -> None:
 
 
 def print_summary(svc: Any, events: int, elapsed: float) -> None:
-    from integration.models import Lead, OutboxWrite, ScoreRecord, Transition
+    from integration.store.models import Lead, OutboxWrite, ScoreRecord, Transition
 
     with svc.sessions() as session:
         leads = session.scalars(select(Lead).where(Lead.merged_into_id.is_(None))).all()

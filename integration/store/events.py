@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from integration.events import LeadEvent
-from integration.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
+from connectors.events import LeadEvent
+from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,17 +17,14 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from connectors import registry
 from connectors.base import Endpoint, InboundRequest, PayloadError, SignatureError, secret_list
-from connectors.salesforce.webhook import id18
-from integration.events import ACTIVITY_KINDS, LeadEvent
+from connectors.events import ACTIVITY_KINDS, LeadEvent
 
 SIGNATURE_HEADER = "X-Leadloop-Signature"
 TOLERANCE_SECONDS = 300
 MAX_EVENTS = 1000
 MAX_BODY = 5 * 1024 * 1024
-CRMS = ("hubspot", "salesforce")
-#: One record, one key: Salesforce ids arrive as 15 or 18 characters; we keep the 18 form.
-CRM_ID_FORMS = {"salesforce": id18}
 
 
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -67,6 +64,12 @@ def verify(request: InboundRequest, config: Mapping[str, Any], now: float | None
     raise SignatureError("signature does not match")
 
 
+def _registered_crm(name: str) -> None:
+    crms = sorted(registry())
+    if name not in crms:
+        raise ValidationError(f"Must be one of: {', '.join(crms)}.")
+
+
 class EventSchema(Schema):
     class Meta:
         unknown = INCLUDE  # senders may add fields; we keep them in raw
@@ -76,7 +79,7 @@ class EventSchema(Schema):
     occurred_at = fields.AwareDateTime(required=True, format="iso",
                                        error_messages={"invalid_awareness": "must be ISO-8601 with an offset"})
     email = fields.Email(load_default=None)
-    crm = fields.String(load_default=None, validate=validate.OneOf(CRMS))
+    crm = fields.String(load_default=None, validate=_registered_crm)
     crm_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     properties = fields.Dict(keys=fields.String(), load_default=dict)
 
@@ -123,8 +126,9 @@ def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]
         raise PayloadError("; ".join(bad))
     events = []
     for raw, item in zip(data, loaded, strict=True):
-        if item["crm"] in CRM_ID_FORMS:
-            item["crm_id"] = CRM_ID_FORMS[item["crm"]](item["crm_id"])
+        if item["crm"]:
+            # One record, one key: e.g. Salesforce ids arrive as 15 or 18 characters.
+            item["crm_id"] = registry()[item["crm"]].normalise_id(item["crm_id"])
         properties = dict(item["properties"])
         form_fields = properties.get("fields") if item["type"] == "form_submit" else None
         events.append(LeadEvent(

@@ -51,7 +51,7 @@ def request_rescore(queue: Queue, lead_ids: Iterable[int]) -> list[str]:
             pipe.set(rescore_key(lead_id), job_id, nx=True, ex=PENDING_TTL)
         marked = [lead_id for lead_id, ok in zip(chunk, pipe.execute(), strict=True) if ok]
         if marked:
-            queue.enqueue("integration.jobs.rescore_leads", marked, job_id=job_id,
+            queue.enqueue("integration.pipeline.jobs.rescore_leads", marked, job_id=job_id,
                           retry=RESCORE_RETRY, result_ttl=300, failure_ttl=7 * 86400,
                           description=f"rescore {len(marked)} lead(s)")
             job_ids.append(job_id)
@@ -76,9 +76,9 @@ def request_flush(queue: Queue, crm: str, delay: float = 0) -> str | None:
     kwargs = dict(job_id=job_id, retry=FLUSH_RETRY, result_ttl=300, failure_ttl=7 * 86400,
                   description=f"flush {crm} outbox")
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), "integration.jobs.flush_outbox", crm, **kwargs)
+        queue.enqueue_in(timedelta(seconds=delay), "integration.pipeline.jobs.flush_outbox", crm, **kwargs)
     else:
-        queue.enqueue("integration.jobs.flush_outbox", crm, **kwargs)
+        queue.enqueue("integration.pipeline.jobs.flush_outbox", crm, **kwargs)
     return job_id
 
 

@@ -1,0 +1,1 @@
+"""The ``leadloop`` command (``main``)."""

@@ -1,0 +1,1 @@
+"""The quick start's demo: the seeded data set (``data``) and the runner (``runner``)."""

@@ -1,0 +1,141 @@
+"""Every RQ job and every cron entry: plain importable functions with JSON-able arguments.
+
+- ``rescore_leads``  drains every unprocessed event of its leads in ``occurred_at`` order,
+  one transaction per lead (``integration.pipeline.processing``);
+- ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``);
+- ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
+- ``sweep`` and ``sweep_slas`` (cron, ``CRON_JOBS``) re-request work a lost job left behind.
+
+Retries are declared where the jobs are enqueued (``integration.pipeline.queue``); a job that
+fails raises, it never returns False.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import CrmRateLimited
+from integration import services
+from integration.pipeline.hydrate import hydrate_from_crm
+from integration.pipeline.outbox import lock_pending, send_batch
+from integration.pipeline.processing import check_sla, process_lead
+from integration.pipeline.queue import (
+    clear_rescore_marks,
+    flush_key,
+    release_stale_marks,
+    request_flush,
+    request_rescore,
+)
+from integration.store.events import pending_lead_ids
+from integration.store.models import Lead, OutboxWrite
+
+log = logging.getLogger(__name__)
+
+#: How often the sweeper runs, and how long an event may wait unprocessed before it counts as lost.
+SWEEP_SECONDS = 60
+#: The cron safety net for SLA checks whose scheduled job was lost.
+SLA_SWEEP_SECONDS = 300
+
+
+def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
+    """Process the pending events of ``lead_ids``; return counts. Raises on storage errors."""
+    svc = services.current()
+    clear_rescore_marks(svc.redis, lead_ids)
+    now = svc.now()
+    hydrate_from_crm(svc, lead_ids)
+    scored = 0
+    crms: set[str] = set()
+    for lead_id in sorted(lead_ids):
+        with svc.sessions.begin() as session:
+            outcome = process_lead(session, svc, lead_id, now)
+        if outcome.scored:
+            scored += 1
+        crms.update(outcome.crm_writes)
+    for crm in sorted(crms):
+        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    return {"leads": len(lead_ids), "scored": scored}
+
+
+def flush_outbox(crm: str) -> dict[str, Any]:
+    """Send ``crm``'s pending writes in batches (or, in shadow mode, record them as sent-to-none).
+
+    One CRM call's worth of rows per transaction, so row locks (SQLite: the write lock) are
+    never held across more than one HTTP call. Each row is tried once per run (an id cursor):
+    a retryable per-record error waits for the next flush. Returns counts. Raises ``CrmError``
+    on an outage so RQ retries with backoff; on a rate limit, schedules itself after the wait
+    the CRM asked for.
+    """
+    svc = services.current()
+    svc.redis.delete(flush_key(crm))
+    totals: defaultdict[str, int] = defaultdict(int)
+    # Shadow mode needs no credentials: it batches exactly as live mode would, and records.
+    client = svc.crm_client(crm) if svc.live_writes else None
+    for kind, limit in (("update", svc.connector(crm).max_update_batch), ("task", 1)):
+        cursor = 0
+        while True:
+            with svc.sessions.begin() as session:
+                rows = lock_pending(session, crm, kind, cursor, limit)
+                if not rows:
+                    break
+                cursor = rows[-1].id
+                try:
+                    send_batch(client, rows, svc.now(), totals)
+                except CrmRateLimited as limited:
+                    log.warning("%s rate limited; flushing again in %.0fs", crm, limited.retry_after)
+                    svc.queue.enqueue_in(timedelta(seconds=limited.retry_after), flush_outbox,
+                                         crm, description=f"flush {crm} outbox after rate limit")
+                    totals["rate_limited"] += 1
+                    return dict(totals)
+    return dict(totals)
+
+
+def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
+    """At a hand-off's due time: if sales did not act, escalate (remind, reassign, recycle)."""
+    svc = services.current()
+    with svc.sessions.begin() as session:
+        report = check_sla(session, svc, lead_id, datetime.fromisoformat(due_iso), svc.now())
+    crm = report.pop("crm", None)
+    if crm:
+        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    return report
+
+
+def sweep() -> dict[str, int]:
+    """Cron safety net: release marks of lost jobs, re-request stale events and pending writes."""
+    svc = services.current()
+    marks = [key.decode() for key in svc.redis.scan_iter("leadloop:*-pending:*", count=1000)]
+    released = release_stale_marks(svc.queue, marks)
+    cutoff = svc.now() - timedelta(seconds=SWEEP_SECONDS)
+    with svc.sessions() as session:
+        stale = pending_lead_ids(session, cutoff)
+        crms = list(session.scalars(select(OutboxWrite.crm).where(OutboxWrite.status == "pending")
+                                    .group_by(OutboxWrite.crm)))
+    request_rescore(svc.queue, stale)
+    for crm in crms:
+        request_flush(svc.queue, crm)
+    return {"released": released, "leads": len(stale), "crms": len(crms)}
+
+
+def sweep_slas() -> dict[str, int]:
+    """Cron: run the SLA checks that are overdue (their scheduled job was lost)."""
+    svc = services.current()
+    cutoff = svc.now() - timedelta(seconds=SLA_SWEEP_SECONDS)
+    with svc.sessions() as session:
+        due = session.execute(select(Lead.id, Lead.sla_due_at).where(
+            Lead.stage == "mql", Lead.sla_due_at.is_not(None), Lead.sla_due_at < cutoff)).all()
+    for lead_id, due_at in due:
+        svc.queue.enqueue(sla_check, lead_id, due_at.isoformat())
+    return {"due": len(due)}
+
+
+#: The cron table (``leadloop cron``): job, interval in seconds.
+CRON_JOBS: tuple[tuple[Callable[[], dict[str, int]], int], ...] = (
+    (sweep, SWEEP_SECONDS),
+    (sweep_slas, SLA_SWEEP_SECONDS),
+)

@@ -1,0 +1,354 @@
+"""One lead's transaction: its pending events, fields, score, stage, hand-off and CRM writes.
+
+Runs inside one transaction per lead, holding the lead's row lock (``FOR UPDATE`` on
+PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), so two workers never process the
+same lead at once and a killed worker's transaction rolls back whole: its events stay
+unprocessed and the retried job applies them exactly once.
+
+The order inside the transaction: apply the events (fields, merges, erasure), turn CRM status
+changes into sales dispositions, score, decide the stage (``scoring.lifecycle``), hand off,
+queue the CRM writes. What the decisions write into the CRM's own fields travels in one
+``CrmChanges`` record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors import feedback_field_names
+from connectors.base import CrmError
+from integration.pipeline.handoff import hand_off, latest_activity_line
+from integration.pipeline.outbox import CrmChanges, latest_sent_task_id, queue_update
+from integration.services import Services
+from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
+from scoring import LeadProfile, ScoreResult, Signal, score_lead
+from scoring.lifecycle import Decision, LeadState, decide, disposition_for
+from scoring.lifecycle_follow_up import SlaDecision, on_sla_due
+from scoring.routing import Handoff
+
+log = logging.getLogger(__name__)
+
+#: Event kinds whose ``fields`` update the lead record.
+FIELD_KINDS = frozenset({"lead_created", "field_change", "record_snapshot", "form_submit"})
+#: CRM record events: they matter only through the fields they change.
+CRM_RECORD_KINDS = frozenset({"lead_created", "field_change", "record_snapshot", "association_change",
+                              "ignored", "deletion", "privacy_deletion"})
+#: Lead columns that make up the pure lifecycle's ``LeadState``.
+STATE_COLUMNS = ("stage", "owner_id", "team", "recycle_count", "recycle_reason", "recycled_at", "cooldown_until",
+                 "engagement_reset_at", "score_penalty", "last_engagement_at", "sla_misses", "last_handoff_at",
+                 "handoff_playbook", "handoff_band", "stage_changed_at")
+
+
+@dataclass
+class LeadOutcome:
+    scored: bool = False
+    crm_writes: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A CRM status field (sales feedback) that changed in this batch of events."""
+
+    field: str
+    value: Any
+    occurred_at: datetime
+
+
+# --- the lead record -------------------------------------------------------------------------
+
+def lock_lead(session: Session, lead_id: int) -> Lead | None:
+    stmt = select(Lead).where(Lead.id == lead_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def apply_fields(lead: Lead, values: dict[str, Any], at: datetime) -> bool:
+    """Set each field unless a newer value is already stored; return whether anything changed."""
+    changed = False
+    fields, times = dict(lead.fields or {}), dict(lead.field_times or {})
+    stamp = at.isoformat()
+    for name, value in values.items():
+        if name in times and times[name] > stamp:
+            continue  # an older state arriving late never overwrites a newer one
+        times[name] = stamp
+        if fields.get(name) != value:
+            fields[name] = value
+            changed = True
+    if "email" in values and values["email"] and times.get("email") == stamp:
+        lead.email = str(values["email"]).lower()
+    lead.fields, lead.field_times = fields, times
+    return changed
+
+
+def merge_into(session: Session, survivor: Lead, merged: Lead) -> None:
+    """Move ``merged``'s history onto ``survivor``; fill survivor's missing fields from it."""
+    if merged.id == survivor.id or merged.merged_into_id == survivor.id:
+        return
+    for model in (Event, ScoreRecord, Transition, OutboxWrite):
+        session.execute(update(model).where(model.lead_id == merged.id).values(lead_id=survivor.id))
+    session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == survivor.id,
+                                              OutboxWrite.crm_id == merged.crm_id,
+                                              OutboxWrite.status == "pending").values(status="superseded"))
+    fields, times = dict(survivor.fields or {}), dict(survivor.field_times or {})
+    for name, value in (merged.fields or {}).items():
+        fields.setdefault(name, value)
+        times.setdefault(name, (merged.field_times or {}).get(name, ""))
+    survivor.fields, survivor.field_times = fields, times
+    survivor.email = survivor.email or merged.email
+    merged.merged_into_id = survivor.id
+    merged.email = None  # free the address for the survivor
+    session.flush()
+
+
+def erase_personal_data(session: Session, lead: Lead, at: datetime) -> None:
+    """Privacy deletion: forget who the person is, keep anonymous counts (kinds, times, scores)."""
+    lead.email, lead.fields, lead.field_times, lead.erased_at = None, {}, {}, at
+    session.execute(update(Event).where(Event.lead_id == lead.id)
+                    .values(fields={}, properties={}, raw=None))
+    session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == lead.id,
+                                              OutboxWrite.status == "pending").values(status="superseded"))
+    session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == lead.id).values(payload={}))
+    # Reason texts can quote the person's data (a title, a company): keep only the numbers.
+    session.execute(update(ScoreRecord).where(ScoreRecord.lead_id == lead.id)
+                    .values(summary="", result={"erased": True}))
+
+
+# --- events ----------------------------------------------------------------------------------
+
+def apply_event(session: Session, lead: Lead, event: Event) -> bool:
+    """Apply one event to the lead; return whether it can change the lead's score or stage."""
+    changed = event.kind not in CRM_RECORD_KINDS  # activity always counts
+    if event.kind in FIELD_KINDS and event.fields:
+        changed = apply_fields(lead, event.fields, event.occurred_at) or changed
+    if event.kind == "merge":
+        for crm_id in event.properties.get("merged_ids", []):
+            other = session.scalars(select(Lead).where(Lead.crm == lead.crm, Lead.crm_id == str(crm_id))).first()
+            if other is not None:
+                merge_into(session, lead, other)
+    elif event.kind == "privacy_deletion":
+        erase_personal_data(session, lead, event.occurred_at)
+    elif event.kind == "deletion":
+        lead.deleted_at = event.occurred_at
+    elif event.kind == "restore":
+        lead.deleted_at = None
+    return changed or event.kind in ("merge", "restore")
+
+
+def _apply_pending(session: Session, svc: Services, lead: Lead, pending: list[Event],
+                   status_changes: list[StatusChange], now: datetime) -> bool:
+    """Apply events in order, noting CRM status changes (sales feedback); return whether any
+    can change the score."""
+    feedback_fields = feedback_field_names()
+    changed = False
+    for event in pending:
+        before = {name: (lead.fields or {}).get(name) for name in feedback_fields}
+        changed |= apply_event(session, lead, event)
+        for name, old in before.items():
+            new = (lead.fields or {}).get(name)
+            if new != old and new not in (None, ""):
+                status_changes.append(StatusChange(name, new, event.occurred_at))
+        if event.kind in svc.rules.activity_kinds and (
+                lead.last_engagement_at is None or event.occurred_at > lead.last_engagement_at):
+            lead.last_engagement_at = event.occurred_at
+        event.processed_at = now
+    return changed
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str]) -> list[Signal]:
+    """Return the lead's activity as scoring signals, oldest first.
+
+    Signals before the lead's engagement reset (a recycle policy) no longer count.
+    """
+    stmt = (select(Event.kind, Event.occurred_at, Event.properties, Event.event_key)
+            .where(Event.lead_id == lead.id, Event.kind.in_(list(activity_kinds)))
+            .order_by(Event.occurred_at, Event.id))
+    if lead.engagement_reset_at is not None:
+        stmt = stmt.where(Event.occurred_at >= lead.engagement_reset_at)
+    return [Signal(kind=kind, occurred_at=at, properties=props or {}, key=key)
+            for kind, at, props, key in session.execute(stmt)]
+
+
+def score_now(session: Session, svc: Services, lead: Lead, now: datetime) -> ScoreResult:
+    """Score the lead on its stored fields and activity as of ``now``."""
+    rules = svc.rules
+    profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
+    penalty = float(lead.score_penalty or 0)
+    return score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now, penalty=penalty,
+                      penalty_reason=f"recycled by sales ({lead.recycle_reason})" if penalty else "")
+
+
+def record_score(session: Session, lead: Lead, result: ScoreResult, now: datetime, seen: int) -> None:
+    session.add(ScoreRecord(
+        lead_id=lead.id, computed_at=now, as_of=result.as_of, rules_version=result.rules_version,
+        score=result.score, fit_points=result.fit_points, engagement_points=result.engagement_points,
+        band=result.band, grade=result.grade, mql=result.mql, disqualified=result.disqualified,
+        summary=result.summary, result=result.to_dict(), events_seen=seen,
+    ))
+    lead.score, lead.fit_points, lead.engagement_points = result.score, result.fit_points, result.engagement_points
+    lead.band, lead.grade, lead.mql = result.band, result.grade, result.mql
+    lead.disqualified = result.disqualified
+    lead.rules_version, lead.scored_at, lead.updated_at = result.rules_version, now, now
+
+
+# --- the lifecycle ---------------------------------------------------------------------------
+
+def lead_state(lead: Lead) -> LeadState:
+    """The lead's place in the loop, as the pure lifecycle sees it."""
+    fields = dict(lead.fields or {})
+    values = {name: getattr(lead, name) for name in STATE_COLUMNS}
+    values["owner_id"] = values["owner_id"] or fields.get("owner_id") or None
+    values["score_penalty"] = int(values["score_penalty"] or 0)
+    return LeadState(crm=lead.crm, fields={**fields, "email": lead.email}, **values)
+
+
+def record_decision(session: Session, lead: Lead, decision: Decision | SlaDecision, rules_version: str | None,
+                    changes: CrmChanges) -> None:
+    """Store a lifecycle decision: its transitions (with the rules version), the new state, the
+    CRM status fields it sets, the recycle's nurture track."""
+    for transition in decision.transitions:
+        session.add(Transition(lead_id=lead.id, from_stage=transition.from_stage, to_stage=transition.to_stage,
+                               cause=transition.cause, detail=_jsonable(transition.detail),
+                               rules_version=rules_version, at=transition.at))
+    for name in STATE_COLUMNS:
+        setattr(lead, name, getattr(decision.state, name))
+    changes.crm_fields.update(decision.crm_fields)
+    if decision.recycle is not None:
+        lead.nurture_track = decision.recycle.nurture_track
+    for note in decision.notes:
+        log.debug("lead %s: %s", lead.id, note)
+
+
+def _jsonable(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _jsonable(v) for k, v in detail.items()}
+    if isinstance(detail, (list, tuple)):
+        return [_jsonable(v) for v in detail]
+    if isinstance(detail, datetime):
+        return detail.isoformat()
+    return detail
+
+
+def apply_feedback(session: Session, svc: Services, lead: Lead, status_changes: list[StatusChange],
+                   now: datetime, changes: CrmChanges) -> None:
+    """Turn CRM status changes (sales dispositions) into stage moves, oldest first."""
+    rules = svc.rules.lifecycle
+    for change in status_changes:
+        disposition = disposition_for(lead.crm or "", change.field, str(change.value), rules,
+                                      occurred_at=change.occurred_at)
+        if disposition is None:
+            continue
+        decision = decide(lead_state(lead), None, disposition, rules, now)
+        record_decision(session, lead, decision, svc.rules.version, changes)
+
+
+def apply_score(session: Session, svc: Services, lead: Lead, result: ScoreResult, now: datetime,
+                changes: CrmChanges) -> None:
+    """Apply the score: nurture, hand-off (owner + task + SLA), disqualification."""
+    decision = decide(lead_state(lead), result, None, svc.rules.lifecycle, now)
+    record_decision(session, lead, decision, result.rules_version, changes)
+    if decision.handoff is not None:
+        hand_off(session, svc, lead, decision.handoff, decision.playbook or result.playbook, result,
+                 latest_activity_line(session, lead), now, changes)
+
+
+# --- the transactions ------------------------------------------------------------------------
+
+def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -> LeadOutcome:
+    """Apply and score one lead's pending events inside the caller's transaction."""
+    outcome = LeadOutcome()
+    lead = lock_lead(session, lead_id)
+    if lead is None:
+        return outcome
+    changed = False
+    status_changes: list[StatusChange] = []
+    seen = 0
+    # A merge moves the merged lead's still-unprocessed events onto this lead: drain again.
+    for _ in range(5):
+        pending = list(session.scalars(
+            select(Event).where(Event.lead_id == lead_id, Event.processed_at.is_(None))
+            .order_by(Event.occurred_at, Event.id)
+        ))
+        if not pending:
+            break
+        seen += len(pending)
+        changed |= _apply_pending(session, svc, lead, pending, status_changes, now)
+    if not seen:
+        return outcome
+    if lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
+        return outcome
+    if not changed and lead.scored_at is not None:
+        # Only CRM echoes that changed nothing (e.g. our own write-back coming back as an
+        # outbound message): rescoring would write the same values and trigger the echo again.
+        return outcome
+    changes = CrmChanges()
+    apply_feedback(session, svc, lead, status_changes, now, changes)
+    result = score_now(session, svc, lead, now)
+    record_score(session, lead, result, now, seen)
+    outcome.scored = True
+    apply_score(session, svc, lead, result, now, changes)
+    if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
+        outcome.crm_writes.add(lead.crm)
+    return outcome
+
+
+def check_sla(session: Session, svc: Services, lead_id: int, due_at: datetime, now: datetime) -> dict[str, Any]:
+    """At a hand-off's due time: if sales did not act, escalate (remind, reassign, recycle).
+
+    Returns ``{"action", "sla_misses"}`` and, when a CRM write was queued, ``"crm"``.
+    """
+    lead = lock_lead(session, lead_id)
+    if lead is None or lead.sla_due_at is None or lead.sla_due_at.isoformat() != \
+            due_at.astimezone(lead.sla_due_at.tzinfo).isoformat():
+        return {"action": "stale"}
+    if now < lead.sla_due_at:
+        return {"action": "not yet due"}
+    decision = on_sla_due(lead_state(lead), crm_shows_action(session, svc, lead), svc.rules.lifecycle, now)
+    stage_before = lead.stage
+    changes = CrmChanges()
+    record_decision(session, lead, decision, svc.rules.version, changes)
+    if decision.action in ("remind", "reassign"):
+        session.add(Transition(lead_id=lead.id, from_stage=stage_before, to_stage=stage_before, cause="sla",
+                               detail={"action": decision.action, "sla_misses": decision.sla_misses},
+                               rules_version=svc.rules.version, at=now))
+    lead.sla_due_at = None
+    result = current_result(session, svc, lead, now)
+    if decision.action in ("remind", "reassign") and decision.playbook and result is not None:
+        handoff = decision.handoff or Handoff(route="keep_existing_owner", owner_id=lead.owner_id)
+        hand_off(session, svc, lead, handoff, decision.playbook, result, None, now, changes)
+    report: dict[str, Any] = {"action": decision.action, "sla_misses": decision.sla_misses}
+    queued = result is not None and lead.crm is not None and queue_update(session, lead, result, now, changes)
+    if lead.crm is not None and (queued or changes.task_queued):
+        report["crm"] = lead.crm
+    return report
+
+
+def crm_shows_action(session: Session, svc: Services, lead: Lead) -> bool:
+    """Did sales act since the hand-off? The lead status changed in the CRM, or (live mode) the
+    rep completed the hand-off's task. If the CRM cannot say, the status alone decides."""
+    if (lead.fields or {}).get("lead_status") != lead.handoff_status:
+        return True
+    task_id = latest_sent_task_id(session, lead.id)
+    if not (svc.live_writes and lead.crm and task_id):
+        return False
+    try:
+        return not svc.crm_client(lead.crm).task_is_open(task_id)
+    except CrmError as exc:
+        log.warning("lead %s: could not read task %s (%s); judging the SLA by status", lead.id, task_id, exc)
+        return False
+
+
+def current_result(session: Session, svc: Services, lead: Lead, now: datetime) -> ScoreResult | None:
+    """The lead's current result (recomputed: scoring is pure and cheap), or None if erased."""
+    if lead.erased_at is not None or lead.merged_into_id is not None:
+        return None
+    return score_now(session, svc, lead, now)

@@ -1,0 +1,1 @@
+"""What the stored history says: rules compare (and the reports to come)."""

@@ -1,0 +1,1 @@
+"""The store: tables (``models``), migrations (``migrate``), storing events and finding leads."""
