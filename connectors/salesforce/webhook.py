@@ -4,7 +4,8 @@ Authentication has two parts. ``verify_token`` (the Endpoint's ``verify``) compa
 path token with every entry of ``SALESFORCE_WEBHOOK_TOKENS`` before anything is parsed. The
 organization id check needs the payload, so it runs first thing inside ``parse_*`` once the
 XML/JSON is read; a foreign org raises ``SignatureError`` (401) like a bad token. Salesforce
-signs nothing; the vendor's own advice is to check the org id (CRM_PROTOCOLS.md §6).
+signs nothing; the vendor's own advice is to check the org id:
+https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_om_outboundmessaging_security.htm
 
 Every Notification / Flow event becomes one ``LeadEvent``. Outbound Messages carry the record's
 *latest* state (kind ``record_snapshot``), delivered at least once and possibly out of order:
