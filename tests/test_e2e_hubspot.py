@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from connectors.hubspot.webhook import hubspot_signature_v1, hubspot_signature_v2, hubspot_signature_v3
 from integration.cli.main import main as leadloop
-from integration.store.events import lead_timeline
+from integration.store.leads import lead_timeline
 from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord
 from integration.web import create_app
 from tests.conftest import drain, post_events, running_app, web_event

@@ -92,7 +92,7 @@ def cmd_rules_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_lead_show(args: argparse.Namespace) -> int:
-    from integration.store.events import find_lead, lead_timeline
+    from integration.store.leads import find_lead, lead_timeline
 
     svc = _services(args)
     with svc.sessions() as session:
@@ -132,7 +132,7 @@ def _describe(what: str, d: dict[str, Any]) -> str:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from integration.store.events import find_lead
+    from integration.store.leads import find_lead
     from integration.store.models import Lead, OutboxWrite
 
     svc = _services(args)
