@@ -24,6 +24,7 @@ import phonenumbers
 from connectors.base import secret_list
 from connectors.hubspot.webhook import SIGNATURE_V3_HEADER, TIMESTAMP_HEADER, hubspot_signature_v3
 from connectors.salesforce.webhook import id18
+from integration.services import Services
 from integration.web.intake import SIGNATURE_HEADER, sign
 
 WEB_PATH, HUBSPOT_PATH, SALESFORCE_PATH = "/webhooks/events", "/webhooks/hubspot", "/webhooks/salesforce/{token}"
@@ -491,7 +492,7 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
     phase1, redeliveries = _phase1(rng, list(web), records)
     by_ref = {(lead.crm, lead.crm_id): lead for lead in made if lead.crm}
 
-    def phase2_builder(svc: Any, at: datetime | None = None) -> list[OutgoingRequest]:
+    def phase2_builder(svc: Services, at: datetime | None = None) -> list[OutgoingRequest]:
         """Sales works the hand-offs: status changes for the leads now in stage ``mql``."""
         from sqlalchemy import select
 

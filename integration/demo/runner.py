@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from integration.config import PROJECT_ROOT, load_config
 from integration.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from integration.services import Services
 
 DEMO_DIR = PROJECT_ROOT / "instance" / "demo"
 
@@ -141,7 +142,7 @@ def _replay(base: str, env: dict[str, str], requests_to_send: list[Any]) -> None
             bar.update(len(outgoing.items))
 
 
-def _wait_drained(svc: Any, what: str, timeout: float = 600) -> None:
+def _wait_drained(svc: Services, what: str, timeout: float = 600) -> None:
     from integration.store.models import Event, OutboxWrite
 
     with svc.sessions() as session:
@@ -164,7 +165,7 @@ def _wait_drained(svc: Any, what: str, timeout: float = 600) -> None:
     raise RuntimeError(f"the queue did not drain within {timeout:.0f}s; see instance/demo/worker.log")
 
 
-def print_summary(svc: Any, events: int, elapsed: float) -> None:
+def print_summary(svc: Services, events: int, elapsed: float) -> None:
     from integration.store.models import Lead, OutboxWrite, ScoreRecord, Transition
 
     with svc.sessions() as session:
