@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
-    """Return an engine; SQLite gets WAL and a busy timeout so web and worker can share it."""
+    """Return an engine; SQLite gets WAL and a busy timeout so web and worker can share it.
+
+    Statement parameters never appear in errors or logs (they hold people's data).
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -53,7 +56,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 def ensure_sqlite_folder(url: str) -> None:

@@ -12,7 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -20,6 +20,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from connectors import registry
 from connectors.base import Endpoint, InboundRequest, PayloadError, SignatureError, secret_list
 from connectors.events import ACTIVITY_KINDS, LeadEvent
+from integration.store.validation import EARLIEST, LATEST, event_problems
 
 SIGNATURE_HEADER = "X-Leadloop-Signature"
 TOLERANCE_SECONDS = 300
@@ -64,6 +65,15 @@ def verify(request: InboundRequest, config: Mapping[str, Any], now: float | None
     raise SignatureError("signature does not match")
 
 
+def _storable_time(moment: datetime) -> None:
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValidationError(f"must be between {EARLIEST.year} and {LATEST.year}")
+
+
 def _registered_crm(name: str) -> None:
     crms = sorted(registry())
     if name not in crms:
@@ -76,7 +86,7 @@ class EventSchema(Schema):
 
     id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    occurred_at = fields.AwareDateTime(required=True, format="iso",
+    occurred_at = fields.AwareDateTime(required=True, format="iso", validate=_storable_time,
                                        error_messages={"invalid_awareness": "must be ISO-8601 with an offset"})
     email = fields.Email(load_default=None)
     crm = fields.String(load_default=None, validate=_registered_crm)
@@ -91,7 +101,7 @@ class EventSchema(Schema):
             raise ValidationError("an event needs an email or crm + crm_id", "email")
 
 
-_events_schema = EventSchema(many=True)
+_event_schema = EventSchema()
 
 
 def _flatten(messages: Any, path: str = "") -> list[str]:
@@ -107,7 +117,8 @@ def _flatten(messages: Any, path: str = "") -> list[str]:
 
 
 def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
-    """Return the events of a JSON array body; raises ``PayloadError`` listing every field error."""
+    """Return the events of a JSON array body; raises ``PayloadError`` listing every mistake of
+    every event (field errors, unknown types, values the store would refuse), each by position."""
     try:
         data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -117,27 +128,36 @@ def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]
     if len(data) > MAX_EVENTS:
         raise PayloadError(f"at most {MAX_EVENTS} events per request (got {len(data)})")
     known = config.get("_activity_kinds") or ACTIVITY_KINDS
-    try:
-        loaded = _events_schema.load(data)
-    except ValidationError as exc:
-        raise PayloadError("; ".join(_flatten(exc.messages))) from None
-    bad = [f"[{i}].type: unknown event type {e['type']!r}" for i, e in enumerate(loaded) if e["type"] not in known]
-    if bad:
-        raise PayloadError("; ".join(bad))
-    events = []
-    for raw, item in zip(data, loaded, strict=True):
-        if item["crm"]:
-            # One record, one key: e.g. Salesforce ids arrive as 15 or 18 characters.
-            item["crm_id"] = registry()[item["crm"]].normalise_id(item["crm_id"])
-        properties = dict(item["properties"])
-        form_fields = properties.get("fields") if item["type"] == "form_submit" else None
-        events.append(LeadEvent(
-            source="web", kind=item["type"], event_key=item["id"], occurred_at=item["occurred_at"].astimezone(UTC),
-            crm=item["crm"], crm_id=item["crm_id"], email=(item["email"] or "").lower() or None,
-            fields=dict(form_fields) if isinstance(form_fields, dict) else {},
-            properties=properties, raw=raw,
-        ))
+    events, mistakes = [], []
+    for index, raw in enumerate(data):
+        try:
+            item = _event_schema.load(raw)
+        except ValidationError as exc:
+            mistakes += _flatten(exc.messages, f"[{index}]")
+            continue
+        if item["type"] not in known:
+            mistakes.append(f"[{index}].type: unknown event type {item['type']!r}")
+            continue
+        event = _event_of(raw, item)
+        mistakes += [f"[{index}].{problem}" for problem in event_problems(event)]
+        events.append(event)
+    if mistakes:
+        raise PayloadError("; ".join(mistakes))
     return events
+
+
+def _event_of(raw: Any, item: dict[str, Any]) -> LeadEvent:
+    if item["crm"]:
+        # One record, one key: e.g. Salesforce ids arrive as 15 or 18 characters.
+        item["crm_id"] = registry()[item["crm"]].normalise_id(item["crm_id"])
+    properties = dict(item["properties"])
+    form_fields = properties.get("fields") if item["type"] == "form_submit" else None
+    return LeadEvent(
+        source="web", kind=item["type"], event_key=item["id"], occurred_at=item["occurred_at"].astimezone(UTC),
+        crm=item["crm"], crm_id=item["crm_id"], email=(item["email"] or "").lower() or None,
+        fields=dict(form_fields) if isinstance(form_fields, dict) else {},
+        properties=properties, raw=raw,
+    )
 
 
 ENDPOINT = Endpoint(rule="/events", name="events", verify=verify, parse=parse, max_body=MAX_BODY)

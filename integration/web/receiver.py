@@ -23,17 +23,22 @@ from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from connectors import registry
 from connectors.base import Endpoint, InboundRequest, IntakeResult, WebhookError
 from integration.pipeline.queue import request_rescore
 from integration.services import Services
 from integration.store.events import store_events
+from integration.store.validation import batch_problems
 from integration.web import intake
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 3
+#: Most reasons one refusal lists.
+MAX_REASONS = 100
+#: What a parser raises on input it did not foresee; answered 400 (401 before authentication).
+MALFORMED_INPUT = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
 
 
 def json_ok(result: IntakeResult) -> tuple[Any, int, dict[str, str]]:
@@ -86,9 +91,24 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
     config = {**svc.config, "_activity_kinds": svc.rules.activity_kinds}
     try:
         endpoint.verify(inbound, config)
+    except WebhookError as refusal:
+        return refuse(refusal.status, str(refusal))
+    except MALFORMED_INPUT as exc:  # a header no sender makes (a 400-digit timestamp ...)
+        log.warning("webhook %s: unreadable authentication (%s)", endpoint.name, type(exc).__name__)
+        return refuse(401, "malformed signature or token")
+    try:
         events = endpoint.parse(inbound, config)
     except WebhookError as refusal:
         return refuse(refusal.status, str(refusal))
+    except MALFORMED_INPUT as exc:  # a shape the parser did not foresee: the sender's mistake
+        log.warning("webhook %s: unparseable payload (%s)", endpoint.name, type(exc).__name__)
+        what = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        return refuse(400, f"malformed payload ({what})")
+    problems = batch_problems(events)
+    if problems:
+        shown = problems[:MAX_REASONS] + ([f"... and {len(problems) - MAX_REASONS} more"]
+                                          if len(problems) > MAX_REASONS else [])
+        return refuse(400, "; ".join(shown))
     received_at = svc.now()
     result = None
     for attempt in range(STORE_ATTEMPTS):
@@ -99,11 +119,15 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         except IntegrityError:
             # A concurrent delivery of the same events committed first; the retry sees them.
             if attempt == STORE_ATTEMPTS - 1:
-                log.exception("webhook %s: could not store after %d attempts", endpoint.name, STORE_ATTEMPTS)
+                log.error("webhook %s: could not store after %d attempts", endpoint.name, STORE_ATTEMPTS)
                 return refuse(503, "storage conflict, retry later")
             time.sleep(0.05 * (attempt + 1))
-        except DBAPIError:
-            log.exception("webhook %s: store unavailable", endpoint.name)
+        except DataError as exc:
+            # A value the database refused that the edge checks did not foresee: the input's fault.
+            log.warning("webhook %s: the store refused a value (%s)", endpoint.name, type(exc.orig).__name__)
+            return refuse(400, "a value in the payload was refused by the store")
+        except DBAPIError as exc:
+            log.error("webhook %s: store unavailable (%s)", endpoint.name, type(exc.orig).__name__)
             return refuse(503, "store unavailable, retry later")
     assert result is not None
     if result.lead_ids:
