@@ -210,7 +210,7 @@ def build(sections: Mapping[str, Any]) -> LifecycleRules:
         sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"])
              for key, value in loaded["sla"].items()},
         feedback=_feedback(loaded["feedback"]),
-        recycle=_recycle(loaded["recycle"]),
+        recycle=_recycle_rules(loaded["recycle"]),
         crm_stages=dict(loaded["crm_stages"]),
     )
 
@@ -252,7 +252,7 @@ def _feedback(data: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
             for crm, tables in data.items()}
 
 
-def _recycle(data: dict[str, Any]) -> RecycleRules:
+def _recycle_rules(data: dict[str, Any]) -> RecycleRules:
     reasons = {
         reason: RecyclePolicy(reason, policy["to"],
                               parse_duration(policy["cooldown"]) if policy["cooldown"] else timedelta(0),
