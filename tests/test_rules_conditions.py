@@ -1,4 +1,8 @@
-"""The rules file's one condition language on lead fields: every operator works in every section."""
+"""The rules file's one condition language on lead fields: every operator works in every section.
+
+Fit rules, ``when_any`` conditions (overrides, priority, disqualify) and hand-off routes'
+``when_all`` all write ``{field: ..., <operator>: ...}`` and hold for the same leads.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import yaml
 
 from scoring import LeadProfile, RulesError, load_rules, score_lead
 from scoring.matchers import field_test
+from scoring.routing import route_lead
 
 AS_OF = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 MINIMAL = """\
@@ -36,6 +41,7 @@ CONDITION_FORMS: list[dict[str, Any]] = [
     {"field": "employees", "min": 50, "below": 5000},
     {"field": "company", "present": True},
     {"field": "phone", "present": False},
+    {"field": "email_domain", "in": ["acme.com"]},
 ]
 
 
@@ -112,6 +118,47 @@ def test_every_condition_form_validates_in_every_scoring_section(condition: dict
     assert rules.data["fit"][0].keys() == {"id", "points", *condition}
     assert all(rules.data[key][0]["when_any"][0].keys() == condition.keys()
                for key in ("overrides", "priority", "disqualify"))
+
+
+def rules_using_everywhere(condition: dict[str, Any]) -> Any:
+    """Return rules using ``condition`` in fit, overrides, priority, disqualify and a route."""
+    return load_rules(MINIMAL + yaml.safe_dump({
+        "fit": [{"id": "f", "points": 1, **condition}],
+        "overrides": [{"id": "o", "at_least": "warm", "when_any": [condition]}],
+        "priority": [{"id": "p", "priority": "high", "when_any": [condition]}],
+        "disqualify": [{"id": "d", "reason": "r", "when_any": [condition]}],
+        "handoff": {"fallback_owner": "nobody", "routes": [{"name": "r", "owner": "o", "when_all": [condition]}]},
+    }))
+
+
+@pytest.mark.parametrize("condition", CONDITION_FORMS, ids=lambda c: "-".join(k for k in c if k != "field"))
+def test_every_condition_form_works_in_every_section(condition: dict[str, Any]) -> None:
+    rules = rules_using_everywhere(condition)
+    assert rules.warnings == ()
+    assert rules.data["handoff"]["routes"][0]["when_all"] == rules.data["disqualify"][0]["when_any"]
+
+
+#: Leads whose values the condition forms disagree on: names and codes, case, numbers as text, blanks.
+LEADS: list[dict[str, Any]] = [
+    {}, {"country": "Germany", "industry": "logistics", "employees": "1,000", "company": "Acme"},
+    {"country": " de ", "industry": "Freight", "employees": 50, "job_title": "Head of Ops", "phone": " "},
+    {"country": "Narnia", "employees": "5000", "do_not_contact": "yes", "company": "  "},
+    {"country": "US", "industry": "Retail", "employees": 999.5, "job_title": "chief of staff", "phone": "+49 1"},
+    {"country": "Österreich", "employees": "many", "do_not_contact": False, "industry": " LOGISTICS "},
+    {"country": "", "employees": 4999, "do_not_contact": "true", "email": "Jo@ACME.com"},
+    {"employees": "9", "email": "not an address", "phone": "+49 30 1234567"},
+]
+
+
+@pytest.mark.parametrize("condition", CONDITION_FORMS, ids=lambda c: "-".join(k for k in c if k != "field"))
+def test_a_condition_holds_for_the_same_leads_in_every_section(condition: dict[str, Any]) -> None:
+    rules = rules_using_everywhere(condition)
+    for fields in LEADS:
+        result = score_lead(LeadProfile(fields), [], rules, AS_OF)
+        fit = result.fit_points == 1
+        assert result.disqualified is fit, fields
+        assert (result.priority == "high") is fit, fields
+        assert (route_lead(fields, rules.lifecycle.handoff).route == "r") is fit, fields
 
 
 @pytest.mark.parametrize(("condition", "message"), [
