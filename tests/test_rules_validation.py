@@ -220,6 +220,19 @@ def test_default_rules_file_passes_the_check() -> None:
     assert rules.data["assets"]["blog"]["intent"] == "cool"
 
 
+def test_default_rules_file_uses_the_one_condition_language() -> None:
+    ok, output = check_rules_file(DEFAULT_RULES)
+    assert ok and "warning:" not in output
+    rules = load_rules_file(DEFAULT_RULES)
+    assert rules.warnings == ()
+    assert [route["when_all"] for route in rules.data["handoff"]["routes"]] == [
+        [{"field": "country", "in": ["DE", "AT", "CH"]}], [{"field": "employees", "min": 1000}], []]
+    # The frozen older copy writes the same routes in the old syntax: they load to the same data.
+    old = load_rules_file(OLD_SYNTAX_RULES)
+    assert old.lifecycle.handoff == rules.lifecycle.handoff
+    assert old.data["handoff"] == rules.data["handoff"]
+
+
 def test_default_rules_file_ends_my_part_with_the_lifecycle_marker() -> None:
     text = DEFAULT_RULES.read_text(encoding="utf-8")
     head, marker, _ = text.partition("# ==== lifecycle ====\n")
