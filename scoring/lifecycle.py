@@ -58,7 +58,7 @@ DISPOSITION_STAGES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Transition:
+class StageTransition:
     """One stage change; the caller records it with the rules version."""
 
     from_stage: str
@@ -148,7 +148,7 @@ class Decision:
 
     stage: str
     state: LeadState
-    transitions: tuple[Transition, ...] = ()
+    transitions: tuple[StageTransition, ...] = ()
     #: Set when the lead was handed to sales: route it (``scoring.routing.assign_owner``).
     handoff: Handoff | None = None
     #: The hand-off's playbook: plan its task with ``scoring.lifecycle_follow_up.plan_task``.
@@ -195,7 +195,7 @@ class _Draft:
             raise ValueError("now must be timezone-aware")
         self.lead, self.rules, self.now = lead, rules, now
         self.state = lead
-        self.transitions: list[Transition] = []
+        self.transitions: list[StageTransition] = []
         self.notes: list[str] = []
         self.handoff: Handoff | None = None
         self.playbook: str | None = None
@@ -203,7 +203,7 @@ class _Draft:
         self.disqualify_reason: str | None = None
 
     def move(self, to_stage: str, cause: str, detail: Mapping[str, Any]) -> None:
-        self.transitions.append(Transition(self.state.stage, to_stage, cause, dict(detail), self.now))
+        self.transitions.append(StageTransition(self.state.stage, to_stage, cause, dict(detail), self.now))
         self.state = replace(self.state, stage=to_stage, stage_changed_at=self.now)
 
     def disqualify(self, reason: str, cause: str, detail: Mapping[str, Any]) -> None:
@@ -247,7 +247,7 @@ def recycle_lead(lead: LeadState, reason: str, *, cause: str, rules: LifecycleRu
     is disqualified instead. ``clear_owner`` drops the owner so the next hand-off routes anew.
     """
     draft = _Draft(lead, rules, now)
-    _recycle(draft, reason, cause, detail or {}, clear_owner=clear_owner)
+    _apply_recycle_policy(draft, reason, cause, detail or {}, clear_owner=clear_owner)
     return draft.decision()
 
 
@@ -307,12 +307,14 @@ def _apply_rejection(draft: _Draft, disposition: Disposition, detail: Mapping[st
     elif disposition.occurred_at and changed_at and disposition.occurred_at < changed_at:
         draft.notes.append(f"ignored rejected:{reason}: older than the last stage change")
     elif stage in REJECTABLE_STAGES or draft.rules.recycle.policy_for(reason).to == "disqualified":
-        _recycle(draft, reason, "disposition", detail, clear_owner=False)
+        _apply_recycle_policy(draft, reason, "disposition", detail, clear_owner=False)
     else:
         draft.notes.append(f"ignored rejected:{reason}: the lead is already with marketing ({stage})")
 
 
-def _recycle(draft: _Draft, reason: str, cause: str, detail: Mapping[str, Any], *, clear_owner: bool) -> None:
+def _apply_recycle_policy(draft: _Draft, reason: str, cause: str, detail: Mapping[str, Any], *,
+                          clear_owner: bool) -> None:
+    """Recycle the lead (cooldown, reset, track) or disqualify it, as the reason's policy says."""
     state, now = draft.state, draft.now
     policy = draft.rules.recycle.policy_for(reason)
     detail = {**detail, "reason": reason}

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scoring.business_time import add_business_time
-from scoring.lifecycle import Decision, LeadState, RecycleInfo, Transition, recycle_lead
+from scoring.lifecycle import Decision, LeadState, RecycleInfo, StageTransition, recycle_lead
 from scoring.lifecycle_rules import LifecycleRules
 from scoring.routing import Handoff, route_lead
 
@@ -50,7 +50,7 @@ class SlaDecision:
     action: str
     state: LeadState
     sla_misses: int
-    transitions: tuple[Transition, ...] = ()
+    transitions: tuple[StageTransition, ...] = ()
     #: For ``reassign``: route again, skipping the current owner (``assign_owner``).
     handoff: Handoff | None = None
     #: For ``remind`` / ``reassign``: plan the new task with this playbook (``plan_task``).

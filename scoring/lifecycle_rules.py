@@ -3,15 +3,17 @@ feedback, recycle, CRM stage mapping). Owned by the lifecycle work; the rules lo
 
 Contract with ``scoring.rules``: ``LIFECYCLE_SECTIONS`` maps a top-level key of the rules file
 to the marshmallow schema that validates it (all optional); ``build(sections)`` turns the loaded
-sections into the object exposed as ``Rules.lifecycle``. The schemas and the vocabulary
+sections into the object exposed as ``Rules.lifecycle``; ``syntax_warnings(sections)`` lists old
+spellings that still load (the old route syntax). The schemas and the vocabulary
 (stages, playbooks, reason codes) live in ``scoring.lifecycle_schemas``; ``build`` accepts the
 raw or the loaded sections (it validates them again, which is idempotent).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import time, timedelta
 from typing import Any
 
@@ -30,8 +32,10 @@ from scoring.lifecycle_schemas import (
     SlaSchema,
     WorkingHoursSchema,
     canonical_field,
+    old_route_syntax_warnings,
     parse_duration,
 )
+from scoring.matchers import field_test
 
 LIFECYCLE_SECTIONS: dict[str, type[Schema]] = {
     "working_hours": WorkingHoursSchema,
@@ -87,17 +91,27 @@ class Playbook:
 
 
 @dataclass(frozen=True)
-class Condition:
+class RouteCondition:
+    """One condition of a route, in the rules file's one condition language (as in fit)."""
+
     field: str
-    op: str
-    value: Any
+    #: Operator and value pairs as in the file, lists as tuples: ``(("in", ("DE", "AT")),)``.
+    check: tuple[tuple[str, Any], ...]
+    #: The test of the lead's value, ``scoring.matchers.field_test`` of the condition.
+    test: Callable[[Any], bool] = dataclass_field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, condition: Mapping[str, Any]) -> RouteCondition:
+        """Return the route condition for a loaded condition such as ``{"field": "country", "in": ["DE"]}``."""
+        check = tuple((key, _frozen(value)) for key, value in condition.items() if key != "field")
+        return cls(condition["field"], check, field_test(condition))
 
 
 @dataclass(frozen=True)
 class Route:
     name: str
     #: All must hold; empty matches every lead.
-    when: tuple[Condition, ...]
+    when_all: tuple[RouteCondition, ...]
     team: str | None
     owner: str | None
 
@@ -177,7 +191,7 @@ class LifecycleRules:
     feedback: dict[str, dict[str, dict[str, str]]]
     recycle: RecycleRules
     #: crm -> stage -> CRM field name -> value.
-    crm_stages: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    crm_stages: dict[str, dict[str, dict[str, str]]] = dataclass_field(default_factory=dict)
 
     def sla_for(self, playbook: str | None, band: str | None) -> SlaPolicy:
         """Return the SLA policy of a playbook, else of a band, else ``default``, else built-in."""
@@ -210,9 +224,14 @@ def build(sections: Mapping[str, Any]) -> LifecycleRules:
         sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"])
              for key, value in loaded["sla"].items()},
         feedback=_feedback(loaded["feedback"]),
-        recycle=_recycle(loaded["recycle"]),
+        recycle=_recycle_rules(loaded["recycle"]),
         crm_stages=dict(loaded["crm_stages"]),
     )
+
+
+def syntax_warnings(sections: Mapping[str, Any]) -> list[str]:
+    """Return ``path: message`` lines for old spellings in the raw lifecycle sections (they still load)."""
+    return old_route_syntax_warnings(sections.get("handoff"))
 
 
 def _working_hours(data: dict[str, Any]) -> WorkingHours:
@@ -237,8 +256,7 @@ def _handoff(data: dict[str, Any]) -> HandoffRules:
                                                member["timezone"], member["country"])
                                     for member in team["members"]))
              for name, team in data["teams"].items()}
-    routes = tuple(Route(route["name"], tuple(Condition(cond["field"], cond["op"], _frozen(cond["value"]))
-                                              for cond in route["when"]),
+    routes = tuple(Route(route["name"], tuple(RouteCondition.of(condition) for condition in route["when_all"]),
                          route["team"], route["owner"]) for route in data["routes"])
     return HandoffRules(data["keep_existing_owner"], data["fallback_owner"], routes, teams)
 
@@ -252,7 +270,7 @@ def _feedback(data: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
             for crm, tables in data.items()}
 
 
-def _recycle(data: dict[str, Any]) -> RecycleRules:
+def _recycle_rules(data: dict[str, Any]) -> RecycleRules:
     reasons = {
         reason: RecyclePolicy(reason, policy["to"],
                               parse_duration(policy["cooldown"]) if policy["cooldown"] else timedelta(0),

@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+import yaml
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from scoring.business_time import holiday_dates, zone_for
+from scoring.rules_fields import Text
+from scoring.rules_schema import NOT_FIELD_KEYS, FieldCheckSchema
 
 # --- vocabulary ------------------------------------------------------------------------------
 
@@ -27,7 +30,11 @@ BANDS = ("cold", "cool", "warm", "hot")
 REJECT_REASONS = ("not_ready", "no_response", "wrong_person", "bad_data", "competitor", "student")
 DISPOSITION_KINDS = ("accepted", "qualified", "won", "lost", "rejected")
 ESCALATION_STEPS = ("remind", "reassign", "recycle")
-CONDITION_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
+#: The operators of the old route syntax ``{field, op, value}``, and the operator of the rules file's
+#: one condition language each is rewritten to (``eq`` with a number or true/false: ``in``, see
+#: ``rewrite_old_route_condition``). Routes now use the one language, like fit and ``when_any``.
+OLD_ROUTE_OPS: dict[str, str] = {"eq": "equals", "ne": "not_in", "in": "in", "not_in": "not_in", "gt": "above",
+                                 "gte": "min", "lt": "below", "lte": "max", "exists": "present"}
 RESET_KINDS = ("none", "engagement", "penalty")
 CRMS = ("hubspot", "salesforce")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -254,9 +261,24 @@ PlaybooksSchema = Schema.from_dict({name: fields.Nested(PlaybookSchema) for name
                                    name="PlaybooksSchema")
 
 
-class ConditionSchema(Schema):
+# --- route conditions: the one condition language, and the old route syntax -------------------
+
+class RouteConditionSchema(FieldCheckSchema):
+    """A route condition: a check on one lead field, written as in fit (``{field: country, in: [DE]}``)."""
+
+    field = Text(required=True)
+
+    def unknown_message(self, key: str, original: Mapping[str, Any]) -> str:
+        if key in NOT_FIELD_KEYS:
+            return f'"{key}" cannot be used in a route (routes look at lead fields only)'
+        return super().unknown_message(key, original)
+
+
+class OldRouteConditionSchema(Schema):
+    """The old route syntax ``{field, op, value}``: still loads, translated into the one language."""
+
     field = fields.String(required=True)
-    op = fields.String(required=True, validate=_one_of(CONDITION_OPS))
+    op = fields.String(required=True, validate=_one_of(tuple(OLD_ROUTE_OPS)))
     value = fields.Raw(required=True, allow_none=True)
 
     @validates_schema
@@ -264,6 +286,11 @@ class ConditionSchema(Schema):
         op, value = data["op"], data["value"]
         if op in ("in", "not_in") and not isinstance(value, list):
             raise ValidationError(f"must be a list for {op}", field_name="value")
+        if op in ("in", "not_in") and not (value and all(_is_scalar(item) for item in value)):
+            raise ValidationError(f"must list at least one value (text, numbers, true/false) for {op}",
+                                  field_name="value")
+        if op in ("eq", "ne") and not _is_scalar(value):
+            raise ValidationError(f"must be one value (text, a number or true/false) for {op}", field_name="value")
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if op in ("gt", "gte", "lt", "lte") and not is_number:
             raise ValidationError(f"must be a number for {op}", field_name="value")
@@ -271,9 +298,78 @@ class ConditionSchema(Schema):
             raise ValidationError("must be true or false for exists", field_name="value")
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def is_old_route_condition(condition: Any) -> bool:
+    """Return True for a condition written in the old route syntax (it has ``op`` or ``value``)."""
+    return isinstance(condition, Mapping) and ("op" in condition or "value" in condition)
+
+
+def rewrite_old_route_condition(old: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the one-language form of a valid old route condition; it holds for exactly the same leads.
+
+    ``eq`` becomes ``equals`` for text, but ``in: [value]`` for a number or true/false: ``in``
+    compares them as text, as ``eq`` did, while ``equals: 1000`` would also accept "1,000" and
+    ``equals: true`` also "yes". ``ne`` becomes ``not_in: [value]``; ``gt``/``lt`` become
+    ``above``/``below``, ``gte``/``lte`` ``min``/``max``, ``exists`` ``present``.
+    """
+    field_name, op, value = old["field"], old["op"], old["value"]
+    if op == "eq" and not (isinstance(value, str) and value.strip()):
+        return {"field": field_name, "in": [value]}
+    if op == "ne":
+        return {"field": field_name, "not_in": [value]}
+    return {"field": field_name, OLD_ROUTE_OPS[op]: value}
+
+
+class RouteConditionField(fields.Field):
+    """One route condition in the one condition language; the old ``{field, op, value}`` is translated."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if is_old_route_condition(value):
+            value = rewrite_old_route_condition(OldRouteConditionSchema().load(value))
+        return RouteConditionSchema().load(value)
+
+
+def flow_yaml(value: Any) -> str:
+    """Return a value as one line of YAML flow style, as a condition is written in the file."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True,
+                          width=1_000_000).strip()
+
+
+def old_route_syntax_warnings(handoff: Any) -> list[str]:
+    """Return a ``path: message`` line for each use of the old route syntax in a raw handoff section.
+
+    The file still loads (the old syntax is translated); each line says what to write instead.
+    """
+    routes = handoff.get("routes") if isinstance(handoff, Mapping) else None
+    lines = []
+    for i, route in enumerate(routes if isinstance(routes, list) else []):
+        if not isinstance(route, Mapping):
+            continue
+        if "when" in route:
+            lines.append(f"handoff.routes[{i}].when: old name; write when_all (every condition must hold)")
+        for key in ("when_all", "when"):
+            conditions = route.get(key)
+            for j, condition in enumerate(conditions if isinstance(conditions, list) else []):
+                if not is_old_route_condition(condition):
+                    continue
+                try:
+                    rewrite = rewrite_old_route_condition(OldRouteConditionSchema().load(condition))
+                except ValidationError:
+                    continue  # a mistake, reported as such
+                lines.append(f"handoff.routes[{i}].{key}[{j}]: old route syntax {flow_yaml(dict(condition))}; "
+                             f"write {flow_yaml(rewrite)}")
+    return lines
+
+
 class RouteSchema(Schema):
     name = fields.String(required=True)
-    when = fields.List(fields.Nested(ConditionSchema), load_default=list)
+    #: Conditions that must ALL hold; none: the route matches every lead.
+    when_all = fields.List(RouteConditionField(), load_default=None)
+    #: The old name of ``when_all``; still loads.
+    when = fields.List(RouteConditionField(), load_default=None)
     team = fields.String(load_default=None)
     owner = fields.String(load_default=None)
 
@@ -281,6 +377,18 @@ class RouteSchema(Schema):
     def _team_or_owner(self, data: dict[str, Any], **kwargs: Any) -> None:
         if (data["team"] is None) == (data["owner"] is None):
             raise ValidationError("give either team or owner", field_name="team")
+
+    @validates_schema
+    def _one_condition_list(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("when") is not None and data.get("when_all") is not None:
+            raise ValidationError("is the old name of when_all; give only when_all", field_name="when")
+
+    @post_load
+    def _when_all(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        when = data.pop("when", None)
+        if data.get("when_all") is None:
+            data["when_all"] = when or []
+        return data
 
 
 class MemberSchema(Schema):

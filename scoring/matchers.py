@@ -132,7 +132,12 @@ def url_pattern(globs: list[str]) -> re.Pattern[str]:
 
 
 def field_test(check: Mapping[str, Any]) -> Callable[[Any], bool]:
-    """Return a predicate on a field value for one field check (operators in FIELD_OPERATORS)."""
+    """Return a predicate on a field value for one field check (operators in FIELD_OPERATORS).
+
+    The one condition language of the rules file: fit rules, ``when_any`` conditions on a field
+    and hand-off routes all test a lead field with this. Text compares trimmed and ignoring case;
+    a missing value holds only for ``not_in`` and ``present: false``.
+    """
     if "equals" in check:
         expected = check["equals"]
         if isinstance(expected, bool):
@@ -144,6 +149,9 @@ def field_test(check: Mapping[str, Any]) -> Callable[[Any], bool]:
     if "in" in check:
         options = frozenset(as_text(option) for option in check["in"])
         return lambda value: is_present(value) and as_text(value) in options
+    if "not_in" in check:
+        excluded = frozenset(as_text(option) for option in check["not_in"])
+        return lambda value: not is_present(value) or as_text(value) not in excluded
     if "contains" in check:
         parts = tuple(as_text(part) for part in check["contains"])
         return lambda value: is_present(value) and any(part in as_text(value) for part in parts)
@@ -155,6 +163,15 @@ def field_test(check: Mapping[str, Any]) -> Callable[[Any], bool]:
         return lambda value: is_present(value) == wanted
     low = check.get("min", -math.inf)
     high = check.get("max", math.inf)
+    if "above" in check or "below" in check:
+        above = check.get("above", -math.inf)
+        below = check.get("below", math.inf)
+
+        def in_open_range(value: Any) -> bool:
+            number = as_number(value)
+            return number is not None and low <= number <= high and above < number < below
+
+        return in_open_range
 
     def in_range(value: Any) -> bool:
         number = as_number(value)

@@ -1,5 +1,8 @@
 """Who gets a lead at hand-off: territory/segment routes, then weighted round-robin in a team.
 
+A route's ``when_all`` conditions are written in the rules file's one condition language (as in
+fit: ``{field: country, in: [DE, AT, CH]}``) and tested with the same ``field_test``.
+
 Pure. The rotation state of a team (``{rep_id: current_weight}``) lives in the database
 (``rotation_state``); the caller loads it under a row lock, calls ``pick_rep`` or
 ``assign_owner`` and saves the state they return in the same transaction.
@@ -7,12 +10,12 @@ Pure. The rotation state of a team (``{rep_id: current_weight}``) lives in the d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scoring.fields import as_number, as_text, country_code, is_present
-from scoring.lifecycle_rules import Condition, HandoffRules, Team
+from scoring.fields import country_code, split_email
+from scoring.lifecycle_rules import HandoffRules, RouteCondition, Team
 
 
 class NoAvailableRep(ValueError):
@@ -38,49 +41,31 @@ class Handoff:
         return self.route == "keep_existing_owner"
 
 
-def _compare(op: str, left: Any, right: Any) -> bool:
-    left_number, right_number = as_number(left), as_number(right)
-    if left_number is None or right_number is None:
-        return False
-    return _NUMBER_COMPARISONS[op](left_number, right_number)
+def route_values(lead_fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the values route conditions test: the lead's fields as fit rules see them.
+
+    As in ``scoring.engine``: ``country`` becomes its ISO-2 code ("Germany" and "de" are DE; an
+    unknown name stays, trimmed), and ``email_domain`` is worked out from ``email``.
+    """
+    values = dict(lead_fields)
+    country = values.get("country")
+    if isinstance(country, str) and country.strip():
+        values["country"] = country_code(country) or country.strip()
+    _, domain = split_email(values.get("email"))
+    values.setdefault("email_domain", domain or None)
+    return values
 
 
-def _texts(options: Iterable[Any]) -> set[str]:
-    return {as_text(option) for option in options}
-
-
-_NUMBER_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
-}
-
-#: op -> test(lead value, rule value). Text compares case-insensitively; a missing field
-#: matches only ``ne``, ``not_in`` and ``exists: false``.
-_CONDITION_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda value, expected: is_present(value) and as_text(value) == as_text(expected),
-    "ne": lambda value, expected: not is_present(value) or as_text(value) != as_text(expected),
-    "in": lambda value, options: is_present(value) and as_text(value) in _texts(options),
-    "not_in": lambda value, options: not is_present(value) or as_text(value) not in _texts(options),
-    "exists": lambda value, expected: is_present(value) == bool(expected),
-    **{op: (lambda value, expected, op=op: is_present(value) and _compare(op, value, expected))
-       for op in _NUMBER_COMPARISONS},
-}
-
-
-def condition_holds(condition: Condition, lead_fields: Mapping[str, Any]) -> bool:
+def condition_holds(condition: RouteCondition, lead_fields: Mapping[str, Any]) -> bool:
     """Return True if the lead's canonical fields satisfy one route condition."""
-    value = lead_fields.get(condition.field)
-    if condition.field == "country" and isinstance(value, str) and value.strip():
-        value = country_code(value) or value  # "Germany" and "de" both route as DE
-    return _CONDITION_TESTS[condition.op](value, condition.value)
+    return condition.test(route_values(lead_fields).get(condition.field))
 
 
 def route_lead(lead_fields: Mapping[str, Any], handoff: HandoffRules) -> Handoff:
     """Return the first route whose conditions all hold, else the fallback owner."""
+    values = route_values(lead_fields)
     for route in handoff.routes:
-        if all(condition_holds(condition, lead_fields) for condition in route.when):
+        if all(condition.test(values.get(condition.field)) for condition in route.when_all):
             return Handoff(route=route.name, team=route.team, owner_id=route.owner)
     return Handoff(route="fallback", owner_id=handoff.fallback_owner)
 

@@ -65,6 +65,9 @@ class Rules:
     lifecycle: Any
     source: str = "<string>"
     compiled: CompiledRules = field(repr=False, default=None)  # type: ignore[assignment]
+    #: ``path: message`` lines for old spellings that still load (the old route syntax), each
+    #: saying what to write instead; not part of the version.
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -155,7 +158,7 @@ def load_rules(text: str, source: str = "<string>") -> Rules:
         raise RulesError(sorted(dict.fromkeys(errors), key=_natural), source)
     kinds = BUILTIN_ACTIVITY_KINDS | frozenset(data["activity_kinds"])
     return Rules(data=data, version=rules_version(data), activity_kinds=kinds, lifecycle=lifecycle,
-                 source=source, compiled=_compile(data))
+                 source=source, compiled=_compile(data), warnings=tuple(lifecycle_rules.syntax_warnings(raw)))
 
 
 def _compile(data: Mapping[str, Any]) -> CompiledRules:
@@ -184,7 +187,8 @@ def rules_version(data: Mapping[str, Any]) -> str:
 def check_rules_text(text: str, source: str = "<string>") -> tuple[bool, str]:
     """Return (True, a summary of the rules) or (False, every mistake, one per line).
 
-    This is ``leadloop rules check FILE``: exit 0 when the first item is True, else 1.
+    This is ``leadloop rules check FILE``: exit 0 when the first item is True, else 1. Old
+    spellings that still load (``Rules.warnings``) follow the summary as ``warning: ...`` lines.
     """
     try:
         rules = load_rules(text, source)
@@ -192,7 +196,8 @@ def check_rules_text(text: str, source: str = "<string>") -> tuple[bool, str]:
         count = len(err.errors)
         lines = [f"{source}: {count} mistake{'s' if count != 1 else ''}"]
         return False, "\n".join(lines + [f"  {line}" for line in err.errors])
-    return True, describe_rules(rules.data, rules.version, source)
+    summary = describe_rules(rules.data, rules.version, source)
+    return True, "\n".join([summary] + [f"warning: {line}" for line in rules.warnings])
 
 
 def check_rules_file(path: str | Path) -> tuple[bool, str]:

@@ -32,7 +32,13 @@ DEFAULT_PLAYBOOKS: Mapping[str, str] = {
     "cold": "nurture_only", "cool": "automated_follow_up",
     "warm": "individual_follow_up", "hot": "call_now",
 }
-FIELD_OPERATORS: tuple[str, ...] = ("equals", "in", "contains", "regex", "min", "max", "present")
+#: The one condition language on a lead field (fit, ``when_any``, routes); ``scoring.matchers.field_test``
+#: implements it. A condition has one operator, except that a lower bound (min or above) and an
+#: upper bound (max or below) may go together.
+FIELD_OPERATORS: tuple[str, ...] = ("equals", "in", "not_in", "contains", "regex", "min", "max", "above", "below",
+                                    "present")
+LOWER_BOUNDS: tuple[str, ...] = ("min", "above")
+UPPER_BOUNDS: tuple[str, ...] = ("max", "below")
 SIGNAL_KEYS: tuple[str, ...] = ("kind", "asset", "intent", "tag", "url", "property", "within")
 #: What a condition can check; "signal" means any of ``SIGNAL_KEYS``.
 CONDITION_SUBJECTS: tuple[str, ...] = ("field", "signal", "negative", "score_below", "grade", "disqualified")
@@ -84,10 +90,13 @@ class FieldCheckSchema(StrictSchema):
     field = Text()
     equals = Scalar()
     in_ = Scalars(data_key="in", attribute="in")
+    not_in = Scalars()
     contains = Names()
     regex = Regex()
     min_ = Number(data_key="min", attribute="min")
     max_ = Number(data_key="max", attribute="max")
+    above = Number()
+    below = Number()
     present = fields.Boolean()
 
     def unknown_message(self, key: str, original: Mapping[str, Any]) -> str:
@@ -110,11 +119,17 @@ class FieldCheckSchema(StrictSchema):
             if all(key in known for key in original):  # else the unknown key is the mistake
                 raise ValidationError(f"needs an operator: {one_of(FIELD_OPERATORS)}")
             return
-        if len(operators) > 1 and set(operators) != {"min", "max"}:
+        lower = [op for op in operators if op in LOWER_BOUNDS]
+        upper = [op for op in operators if op in UPPER_BOUNDS]
+        if len(operators) > 1 and not (len(lower) == 1 and len(upper) == 1 and len(operators) == 2):
             raise ValidationError(f"use one operator per condition, found {' and '.join(operators)}")
-        low, high = data.get("min"), data.get("max")
-        if low is not None and high is not None and low > high:
-            raise ValidationError({"max": ["must not be below min"]})
+        if len(operators) == 2 and lower[0] in data and upper[0] in data:
+            (low_op, low), (high_op, high) = (lower[0], data[lower[0]]), (upper[0], data[upper[0]])
+            if (low_op, high_op) == ("min", "max"):
+                if low > high:
+                    raise ValidationError({"max": ["must not be below min"]})
+            elif low >= high:
+                raise ValidationError({high_op: [f"no number fits {low_op}: {low:g} and {high_op}: {high:g}"]})
 
 
 class ConditionSchema(FieldCheckSchema):

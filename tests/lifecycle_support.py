@@ -67,13 +67,13 @@ handoff:
   fallback_owner: queue-owner
   routes:
     - name: dach
-      when: [{field: country, op: in, value: [DE, AT, CH]}]
+      when_all: [{field: country, in: [DE, AT, CH]}]
       team: dach
     - name: enterprise
-      when: [{field: employees, op: gte, value: 1000}]
+      when_all: [{field: employees, min: 1000}]
       team: enterprise
     - name: partners
-      when: [{field: lead_source, op: eq, value: Partner}]
+      when_all: [{field: lead_source, equals: Partner}]
       owner: partner-manager
   teams:
     dach:

@@ -122,7 +122,7 @@ def test_handoff_keeps_an_existing_owner_when_the_file_says_so() -> None:
 
 RULES_HANDOFF_RAW = {
     "fallback_owner": "queue-owner",
-    "routes": [{"name": "dach", "when": [{"field": "country", "op": "in", "value": ["DE"]}], "team": "dach"}],
+    "routes": [{"name": "dach", "when_all": [{"field": "country", "in": ["DE"]}], "team": "dach"}],
     "teams": {"dach": {"members": [{"id": "anna"}]}},
 }
 

@@ -11,6 +11,8 @@ from scoring.fields import BUILTIN_ACTIVITY_KINDS
 from scoring.lifecycle_rules import LIFECYCLE_SECTIONS
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules" / "leadloop.yaml"
+#: A frozen older copy of the shipped rules: its routes use the old syntax ``{field, op, value}``.
+OLD_SYNTAX_RULES = Path(__file__).resolve().parent / "fixtures" / "rules" / "digest-rules.yaml"
 MINIMAL = """\
 grades: {A: 40, B: 25, C: 10}
 bands: {cold: {}, cool: {from: 20}, warm: {from: 40}, hot: {from: 70}}
@@ -37,11 +39,12 @@ def errors_of(text: str) -> list[str]:
     pytest.param("fit: {id: a}\n", "fit: must be a list", id="section-not-a-list"),
     pytest.param("fit:\n  - {id: a, field: industry, startswith: Log, points: 1}\n",
                  'fit[0].startswith: unknown operator "startswith" '
-                 "(use equals, in, contains, regex, min, max or present)", id="unknown-operator"),
+                 "(use equals, in, not_in, contains, regex, min, max, above, below or present)",
+                 id="unknown-operator"),
     pytest.param("fit:\n  - {id: a, field: industry, equal: Log, points: 1}\n",
                  'fit[0].equal: unknown operator "equal" (did you mean "equals"?)', id="operator-typo"),
     pytest.param("fit:\n  - {id: a, field: industry, points: 1}\n",
-                 "fit[0]: needs an operator: equals, in, contains, regex, min, max or present",
+                 "fit[0]: needs an operator: equals, in, not_in, contains, regex, min, max, above, below or present",
                  id="missing-operator"),
     pytest.param("fit:\n  - {id: a, field: industry, equals: x, in: [y], points: 1}\n",
                  "fit[0]: use one operator per condition, found equals and in", id="two-operators"),
@@ -217,7 +220,62 @@ def test_default_rules_file_passes_the_check() -> None:
     assert rules.data["assets"]["blog"]["intent"] == "cool"
 
 
+def test_default_rules_file_uses_the_one_condition_language() -> None:
+    ok, output = check_rules_file(DEFAULT_RULES)
+    assert ok and "warning:" not in output
+    rules = load_rules_file(DEFAULT_RULES)
+    assert rules.warnings == ()
+    assert [route["when_all"] for route in rules.data["handoff"]["routes"]] == [
+        [{"field": "country", "in": ["DE", "AT", "CH"]}], [{"field": "employees", "min": 1000}], []]
+    # The frozen older copy writes the same routes in the old syntax: they load to the same data.
+    old = load_rules_file(OLD_SYNTAX_RULES)
+    assert old.lifecycle.handoff == rules.lifecycle.handoff
+    assert old.data["handoff"] == rules.data["handoff"]
+
+
 def test_default_rules_file_ends_my_part_with_the_lifecycle_marker() -> None:
     text = DEFAULT_RULES.read_text(encoding="utf-8")
     head, marker, _ = text.partition("# ==== lifecycle ====\n")
     assert marker and "# ==== lifecycle ====" not in head
+
+
+def test_old_route_syntax_loads_and_check_says_how_to_rewrite_it() -> None:
+    rules = load_rules_file(OLD_SYNTAX_RULES)
+    assert [route.name for route in rules.lifecycle.handoff.routes] == ["dach", "enterprise", "everyone-else"]
+    expected = [
+        "handoff.routes[0].when: old name; write when_all (every condition must hold)",
+        "handoff.routes[0].when[0]: old route syntax {field: country, op: in, value: [DE, AT, CH]}; "
+        "write {field: country, in: [DE, AT, CH]}",
+        "handoff.routes[1].when: old name; write when_all (every condition must hold)",
+        "handoff.routes[1].when[0]: old route syntax {field: employees, op: gte, value: 1000}; "
+        "write {field: employees, min: 1000}",
+    ]
+    assert list(rules.warnings) == expected
+    ok, output = check_rules_file(OLD_SYNTAX_RULES)
+    assert ok
+    assert output.splitlines()[-4:] == [f"warning: {line}" for line in expected]
+
+
+@pytest.mark.parametrize(("old", "rewrite"), [
+    ("{field: industry, op: eq, value: Software}", "{field: industry, equals: Software}"),
+    ("{field: employees, op: eq, value: 1000}", "{field: employees, in: [1000]}"),
+    ("{field: do_not_contact, op: eq, value: true}", "{field: do_not_contact, in: [true]}"),
+    ("{field: lead_source, op: eq, value: 'yes'}", "{field: lead_source, equals: 'yes'}"),
+    ("{field: industry, op: ne, value: Software}", "{field: industry, not_in: [Software]}"),
+    ("{field: country, op: not_in, value: [DE, AT]}", "{field: country, not_in: [DE, AT]}"),
+    ("{field: employees, op: gt, value: 999}", "{field: employees, above: 999}"),
+    ("{field: employees, op: lt, value: 50}", "{field: employees, below: 50}"),
+    ("{field: employees, op: lte, value: 49.5}", "{field: employees, max: 49.5}"),
+    ("{field: phone, op: exists, value: false}", "{field: phone, present: false}"),
+])
+def test_check_gives_the_exact_rewrite_of_each_old_op(old: str, rewrite: str) -> None:
+    def with_route(condition: str) -> str:
+        route = f"{{name: r, owner: o, when_all: [{condition}]}}"
+        return MINIMAL + f"handoff:\n  fallback_owner: q\n  routes:\n    - {route}\n"
+
+    ok, output = check_rules_text(with_route(old), "team.yaml")
+    assert ok
+    assert output.splitlines()[-1] == f"warning: handoff.routes[0].when_all[0]: old route syntax {old}; write {rewrite}"
+    # The rewrite loads to the same rules (same version), without a warning.
+    assert load_rules(with_route(rewrite)).version == load_rules(with_route(old)).version
+    assert load_rules(with_route(rewrite)).warnings == ()
