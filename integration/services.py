@@ -88,7 +88,7 @@ class Services:
         settings["REDIS_URL_EFFECTIVE"] = url
         redis = Redis.from_url(url)
         queue = Queue(settings["LEADLOOP_QUEUE"], connection=redis)
-        rules = load_rules_file(settings["LEADLOOP_RULES"])
+        rules = load_rules_file(settings["LEADLOOP_RULES"], connectors.status_fields())
         return cls(config=settings, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
                    redis=redis, queue=queue, rules=rules, clock=clock or system_clock)
 

@@ -245,11 +245,16 @@ def _field_label(spec: Mapping[str, Any]) -> str:
     label = spec["field"].replace("_", " ")
     if "present" in spec:
         return ("has " if spec["present"] else "no ") + label
-    for op in ("equals", "in", "contains", "regex"):
+    for op, verb in (("equals", "is"), ("in", "is"), ("not_in", "is not"), ("contains", "matches"),
+                     ("regex", "matches")):
         if op in spec:
             value = spec[op]
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-            return f"{label} {'is' if op in ('equals', 'in') else 'matches'} {shown}"
+            return f"{label} {verb} {shown}"
+    if "above" in spec or "below" in spec:
+        bounds = [f"{word} {spec[key]}" for key, word in
+                  (("min", "at least"), ("above", "above"), ("max", "at most"), ("below", "below")) if key in spec]
+        return f"{label} {' and '.join(bounds)}"
     return f"{label} {spec.get('min', '')}–{spec.get('max', '')}".rstrip("–")
 
 

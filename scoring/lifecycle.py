@@ -175,7 +175,8 @@ def disposition_for(crm: str, field_name: str, value: str, rules: LifecycleRules
     the canonical one (``lead_status``, ``lifecycle_stage``). Values compare exactly. Pass the
     change's ``occurred_at`` so a late, older rejection can be told apart.
     """
-    text = rules.feedback.get(crm, {}).get(canonical_field(crm, field_name), {}).get(str(value))
+    name = canonical_field(rules.crm_vocabulary, crm, field_name)
+    text = rules.feedback.get(crm, {}).get(name, {}).get(str(value))
     if text is None:
         return None
     kind, reason = parse_disposition(text)

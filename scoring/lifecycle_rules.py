@@ -2,9 +2,10 @@
 feedback, recycle, CRM stage mapping). Owned by the lifecycle work; the rules loader nests these.
 
 Contract with ``scoring.rules``: ``LIFECYCLE_SECTIONS`` maps a top-level key of the rules file
-to the marshmallow schema that validates it (all optional); ``build(sections)`` turns the loaded
-sections into the object exposed as ``Rules.lifecycle``; ``syntax_warnings(sections)`` lists old
-spellings that still load (the old route syntax). The schemas and the vocabulary
+to a factory of the marshmallow field that validates it (all optional); ``build(sections,
+vocabulary)`` turns the loaded sections into the object exposed as ``Rules.lifecycle``, checking
+the per-CRM sections (``feedback``, ``crm_stages``) against the caller's CRM vocabulary;
+``syntax_warnings(sections)`` lists old spellings that still load (the old route syntax). The schemas and the vocabulary
 (stages, playbooks, reason codes) live in ``scoring.lifecycle_schemas``; ``build`` accepts the
 raw or the loaded sections (it validates them again, which is idempotent).
 """
@@ -17,14 +18,13 @@ from dataclasses import field as dataclass_field
 from datetime import time, timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from scoring.business_time import working_day_length
 from scoring.lifecycle_schemas import (
     PLAYBOOKS,
     WEEKDAYS,
-    CrmStagesSchema,
-    FeedbackSchema,
+    CrmVocabulary,
     HandoffSchema,
     PlaybookSchema,
     PlaybooksSchema,
@@ -32,20 +32,32 @@ from scoring.lifecycle_schemas import (
     SlaSchema,
     WorkingHoursSchema,
     canonical_field,
+    crm_section_errors,
+    crm_stages_field,
+    duplicate_feedback_fields,
+    feedback_field,
     old_route_syntax_warnings,
     parse_duration,
 )
 from scoring.matchers import field_test
 
-LIFECYCLE_SECTIONS: dict[str, type[Schema]] = {
-    "working_hours": WorkingHoursSchema,
-    "playbooks": PlaybooksSchema,
-    "handoff": HandoffSchema,
-    "sla": SlaSchema,
-    "feedback": FeedbackSchema,
-    "recycle": RecycleSchema,
-    "crm_stages": CrmStagesSchema,
+
+def _nested(schema: type[Schema]) -> Callable[[], fields.Field]:
+    return lambda: fields.Nested(schema)
+
+
+#: Top-level key -> a factory of the field that validates the section.
+LIFECYCLE_SECTIONS: dict[str, Callable[[], fields.Field]] = {
+    "working_hours": _nested(WorkingHoursSchema),
+    "playbooks": _nested(PlaybooksSchema),
+    "handoff": _nested(HandoffSchema),
+    "sla": _nested(SlaSchema),
+    "feedback": feedback_field,
+    "recycle": _nested(RecycleSchema),
+    "crm_stages": crm_stages_field,
 }
+#: The sections keyed by CRM name.
+CRM_SECTIONS = ("feedback", "crm_stages")
 
 
 # --- the typed object ------------------------------------------------------------------------
@@ -192,6 +204,8 @@ class LifecycleRules:
     recycle: RecycleRules
     #: crm -> stage -> CRM field name -> value.
     crm_stages: dict[str, dict[str, dict[str, str]]] = dataclass_field(default_factory=dict)
+    #: The CRM vocabulary the file was checked against (crm -> CRM field name -> canonical name).
+    crm_vocabulary: Mapping[str, Mapping[str, str]] = dataclass_field(default_factory=dict)
 
     def sla_for(self, playbook: str | None, band: str | None) -> SlaPolicy:
         """Return the SLA policy of a playbook, else of a band, else ``default``, else built-in."""
@@ -201,19 +215,29 @@ class LifecycleRules:
         return SlaPolicy(tuple(DEFAULT_SLA["escalation"]), DEFAULT_SLA["max_misses"])
 
 
-def build(sections: Mapping[str, Any]) -> LifecycleRules:
+def build(sections: Mapping[str, Any], vocabulary: CrmVocabulary | None = None) -> LifecycleRules:
     """Return the ``LifecycleRules`` for the lifecycle sections of a rules file (raw or loaded).
 
-    Missing sections and entries get the defaults above. Raises marshmallow ``ValidationError``
-    with messages keyed by section, like the loader reports them.
+    ``vocabulary`` names the CRMs the per-CRM sections may list and their feedback fields'
+    canonical names; None accepts any CRM name and keeps field names as written. Missing
+    sections and entries get the defaults above. Raises marshmallow ``ValidationError`` with
+    messages keyed by section, like the loader reports them.
     """
     loaded: dict[str, Any] = {}
     errors: dict[str, Any] = {}
-    for key, schema in LIFECYCLE_SECTIONS.items():
+    for key, make_field in LIFECYCLE_SECTIONS.items():
         try:
-            loaded[key] = schema().load(sections.get(key) or {})
+            loaded[key] = make_field().deserialize(sections.get(key) or {})
         except ValidationError as exc:
             errors[key] = exc.messages
+    for key in CRM_SECTIONS:
+        unknown = crm_section_errors(sections.get(key) or {}, vocabulary)
+        if unknown and isinstance(errors.get(key, {}), dict):
+            errors[key] = {**errors.get(key, {}), **unknown}
+    if "feedback" not in errors:
+        duplicates = duplicate_feedback_fields(loaded["feedback"], vocabulary or {})
+        if duplicates:
+            errors["feedback"] = duplicates
     if errors:
         raise ValidationError(errors)
     hours = _working_hours(loaded["working_hours"])
@@ -223,9 +247,10 @@ def build(sections: Mapping[str, Any]) -> LifecycleRules:
         handoff=_handoff(loaded["handoff"]),
         sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"])
              for key, value in loaded["sla"].items()},
-        feedback=_feedback(loaded["feedback"]),
+        feedback=_feedback(loaded["feedback"], vocabulary or {}),
         recycle=_recycle_rules(loaded["recycle"]),
         crm_stages=dict(loaded["crm_stages"]),
+        crm_vocabulary={crm: dict(names) for crm, names in (vocabulary or {}).items()},
     )
 
 
@@ -265,8 +290,8 @@ def _frozen(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _feedback(data: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
-    return {crm: {canonical_field(crm, name): dict(table) for name, table in tables.items()}
+def _feedback(data: dict[str, Any], vocabulary: CrmVocabulary) -> dict[str, dict[str, dict[str, str]]]:
+    return {crm: {canonical_field(vocabulary, crm, name): dict(table) for name, table in tables.items()}
             for crm, tables in data.items()}
 
 

@@ -36,16 +36,14 @@ ESCALATION_STEPS = ("remind", "reassign", "recycle")
 OLD_ROUTE_OPS: dict[str, str] = {"eq": "equals", "ne": "not_in", "in": "in", "not_in": "not_in", "gt": "above",
                                  "gte": "min", "lt": "below", "lte": "max", "exists": "present"}
 RESET_KINDS = ("none", "engagement", "penalty")
-CRMS = ("hubspot", "salesforce")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Placeholders a task subject may use (``plan_task`` fills them; unknown ones are an error).
 SUBJECT_PLACEHOLDERS = frozenset({"name", "company", "email", "score", "band", "grade", "playbook",
                                   "summary"})
-#: CRM field name -> canonical lead field name. The feedback section accepts either.
-CANONICAL_FIELDS: dict[str, dict[str, str]] = {
-    "hubspot": {"hs_lead_status": "lead_status", "lifecyclestage": "lifecycle_stage"},
-    "salesforce": {"Status": "lead_status"},
-}
+#: CRM name -> {the CRM's field name -> canonical lead field name} for the fields that carry
+#: sales feedback. Scoring knows no CRM: the caller passes its connectors' (integration passes
+#: ``connectors.status_fields()``); the ``feedback`` section accepts either name of a field.
+CrmVocabulary = Mapping[str, Mapping[str, str]]
 
 _DURATION_TEXT = re.compile(r"^\s*(?:\d+\s*[wdhm]\s*)+$")
 _DURATION_PART = re.compile(r"(\d+)\s*([wdhm])")
@@ -66,9 +64,32 @@ def parse_duration(text: str, *, day: timedelta = timedelta(days=1),
     return sum((int(amount) * units[unit] for amount, unit in _DURATION_PART.findall(text)), timedelta(0))
 
 
-def canonical_field(crm: str, name: str) -> str:
+def canonical_field(vocabulary: CrmVocabulary, crm: str, name: str) -> str:
     """Return the canonical lead field name for a CRM field name (unknown names unchanged)."""
-    return CANONICAL_FIELDS.get(crm, {}).get(name, name)
+    return vocabulary.get(crm, {}).get(name, name)
+
+
+def crm_section_errors(section: Mapping[str, Any], vocabulary: CrmVocabulary | None) -> dict[str, list[str]]:
+    """Errors keyed by CRM name for the CRMs a per-CRM section names that are not registered."""
+    if vocabulary is None or not isinstance(section, Mapping):
+        return {}
+    known = ", ".join(sorted(vocabulary)) or "none"
+    return {str(crm): [f"unknown CRM; the registered CRMs are {known}"] for crm in section if crm not in vocabulary}
+
+
+def duplicate_feedback_fields(feedback: Mapping[str, Mapping[str, Any]], vocabulary: CrmVocabulary
+                              ) -> dict[str, dict[str, list[str]]]:
+    """Errors for a feedback field listed under both its CRM name and its canonical name."""
+    errors: dict[str, dict[str, list[str]]] = {}
+    for crm, tables in feedback.items():
+        first_name: dict[str, str] = {}
+        for name in tables:
+            canonical = canonical_field(vocabulary, crm, name)
+            if canonical in first_name:
+                errors.setdefault(crm, {})[name] = [f"is the same field as {first_name[canonical]}; "
+                                                    "list its values once"]
+            first_name.setdefault(canonical, name)
+    return errors
 
 
 def parse_disposition(text: str) -> tuple[str, str | None]:
@@ -202,27 +223,6 @@ class DispositionMap(fields.Field):
         if errors:
             raise ValidationError(errors)
         return {str(key): str(item) for key, item in value.items()}
-
-
-class FeedbackTables(NamedMap):
-    """One CRM's feedback: field name (CRM or canonical) -> ``DispositionMap``; each field once."""
-
-    def __init__(self, crm: str, **kwargs: Any) -> None:
-        super().__init__(DispositionMap(), what="CRM fields", **kwargs)
-        self.crm = crm
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
-        loaded = super()._deserialize(value, attr, data, **kwargs)
-        first_name: dict[str, str] = {}
-        errors = {}
-        for name in loaded:
-            canonical = canonical_field(self.crm, name)
-            if canonical in first_name:
-                errors[name] = [f"is the same field as {first_name[canonical]}; list its values once"]
-            first_name.setdefault(canonical, name)
-        if errors:
-            raise ValidationError(errors)
-        return loaded
 
 
 def _one_of(choices: tuple[str, ...]) -> validate.OneOf:
@@ -459,6 +459,12 @@ class RecycleSchema(Schema):
     reasons = fields.Nested(RecycleReasonsSchema, load_default=dict)
 
 
-FeedbackSchema = Schema.from_dict({crm: FeedbackTables(crm) for crm in CRMS}, name="FeedbackSchema")
-CrmStagesSchema = Schema.from_dict({crm: NamedMap(TextMap(), names=STAGES, what="stage") for crm in CRMS},
-                                   name="CrmStagesSchema")
+def feedback_field() -> NamedMap:
+    """The ``feedback`` section: CRM name -> field name (CRM or canonical) -> value -> disposition.
+    The CRM names are checked against the caller's vocabulary in ``lifecycle_rules.build``."""
+    return NamedMap(NamedMap(DispositionMap(), what="CRM fields"), what="CRM names")
+
+
+def crm_stages_field() -> NamedMap:
+    """The ``crm_stages`` section: CRM name -> stage -> CRM field name -> value."""
+    return NamedMap(NamedMap(TextMap(), names=STAGES, what="stage"), what="CRM names")

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError
 
 from scoring import lifecycle_rules
 from scoring.compiled import CompiledRules, compile_rules
 from scoring.fields import BUILTIN_ACTIVITY_KINDS
+from scoring.lifecycle_schemas import CrmVocabulary, crm_section_errors
 from scoring.rules_fields import unknown_key_message
 from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS, RulesFileSchema
 from scoring.rules_summary import describe_rules
@@ -105,7 +106,7 @@ def _parse_yaml(text: str) -> tuple[Any, list[str]]:
 
 
 def _schema() -> RulesFileSchema:
-    extra = {key: fields.Nested(schema) for key, schema in lifecycle_rules.LIFECYCLE_SECTIONS.items()}
+    extra = {key: make_field() for key, make_field in lifecycle_rules.LIFECYCLE_SECTIONS.items()}
     return type("RulesWithLifecycleSchema", (RulesFileSchema,), extra)()  # type: ignore[return-value]
 
 
@@ -132,8 +133,12 @@ def _natural(line: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"\[(\d+)\]", path)]
 
 
-def load_rules(text: str, source: str = "<string>") -> Rules:
-    """Return the ``Rules`` in a YAML text; raise ``RulesError`` listing every mistake."""
+def load_rules(text: str, source: str = "<string>", crm_vocabulary: CrmVocabulary | None = None) -> Rules:
+    """Return the ``Rules`` in a YAML text; raise ``RulesError`` listing every mistake.
+
+    ``crm_vocabulary`` (crm -> its feedback fields' CRM name -> canonical name) names the CRMs
+    the per-CRM sections may list; None accepts any CRM name (scoring knows no CRM itself).
+    """
     raw, errors = _parse_yaml(text)
     if errors and raw is None:
         raise RulesError(errors, source)
@@ -147,11 +152,13 @@ def load_rules(text: str, source: str = "<string>") -> Rules:
         errors += flatten_errors(err.messages)
         data = None
     errors += _reference_errors(raw)
+    for key in lifecycle_rules.CRM_SECTIONS:
+        errors += flatten_errors({key: crm_section_errors(raw.get(key) or {}, crm_vocabulary)})
     lifecycle = None
     if data is not None and not errors:
         sections = {key: data[key] for key in lifecycle_rules.LIFECYCLE_SECTIONS if key in data}
         try:
-            lifecycle = lifecycle_rules.build(sections)
+            lifecycle = lifecycle_rules.build(sections, crm_vocabulary)
         except ValidationError as err:
             errors += flatten_errors(err.messages)
     if errors or data is None:
@@ -169,13 +176,13 @@ def _compile(data: Mapping[str, Any]) -> CompiledRules:
     return twin.compiled.compile_rules(data) if twin is not None else compile_rules(data)
 
 
-def load_rules_file(path: str | Path) -> Rules:
+def load_rules_file(path: str | Path, crm_vocabulary: CrmVocabulary | None = None) -> Rules:
     """Return the ``Rules`` in a YAML file; raise ``RulesError`` (also if it cannot be read)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise RulesError([f"(file): cannot read {path}: {err}"], str(path)) from None
-    return load_rules(text, str(path))
+    return load_rules(text, str(path), crm_vocabulary)
 
 
 def rules_version(data: Mapping[str, Any]) -> str:
@@ -184,14 +191,15 @@ def rules_version(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
-def check_rules_text(text: str, source: str = "<string>") -> tuple[bool, str]:
+def check_rules_text(text: str, source: str = "<string>", crm_vocabulary: CrmVocabulary | None = None
+                     ) -> tuple[bool, str]:
     """Return (True, a summary of the rules) or (False, every mistake, one per line).
 
     This is ``leadloop rules check FILE``: exit 0 when the first item is True, else 1. Old
     spellings that still load (``Rules.warnings``) follow the summary as ``warning: ...`` lines.
     """
     try:
-        rules = load_rules(text, source)
+        rules = load_rules(text, source, crm_vocabulary)
     except RulesError as err:
         count = len(err.errors)
         lines = [f"{source}: {count} mistake{'s' if count != 1 else ''}"]
@@ -200,13 +208,13 @@ def check_rules_text(text: str, source: str = "<string>") -> tuple[bool, str]:
     return True, "\n".join([summary] + [f"warning: {line}" for line in rules.warnings])
 
 
-def check_rules_file(path: str | Path) -> tuple[bool, str]:
+def check_rules_file(path: str | Path, crm_vocabulary: CrmVocabulary | None = None) -> tuple[bool, str]:
     """Return ``check_rules_text`` of a file's content, or (False, why it cannot be read)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return False, f"{path}: cannot read the file: {err}"
-    return check_rules_text(text, str(path))
+    return check_rules_text(text, str(path), crm_vocabulary)
 
 
 def _names(value: Any) -> list[str]:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from connectors import status_fields
 from scoring import Reason, ScoreResult
 from scoring.lifecycle_rules import LifecycleRules, build
 
@@ -128,7 +129,7 @@ def make_rules(**section_overrides: Any) -> LifecycleRules:
     """Return the test rules, with whole sections replaced by ``section_overrides``."""
     sections = yaml.safe_load(RULES_YAML)
     sections.update(section_overrides)
-    return build(sections)
+    return build(sections, status_fields())
 
 
 def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 from werkzeug.datastructures import Headers
 
+from connectors import status_fields
 from connectors.base import InboundRequest
 from connectors.events import ACTIVITY_KINDS
 from connectors.hubspot.webhook import parse_webhook, verify_webhook
@@ -48,7 +49,7 @@ def dataset() -> demo_data.Dataset:
 
 @cache
 def rules():
-    return load_rules_file(RULES_FILE)
+    return load_rules_file(RULES_FILE, status_fields())
 
 
 def inbound(outgoing: demo_data.OutgoingRequest) -> InboundRequest:

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 import yaml
 from lifecycle_support import RULES_YAML, make_rules
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError
 
+from connectors import status_fields
 from scoring.lifecycle_rules import LIFECYCLE_SECTIONS, build
 from scoring.lifecycle_schemas import parse_disposition, parse_duration
 
 SHIPPED = Path(__file__).parents[1] / "rules" / "leadloop.yaml"
 #: The way the scoring loader nests the sections.
-RulesFileSchema = Schema.from_dict({key: fields.Nested(schema) for key, schema in LIFECYCLE_SECTIONS.items()})
+RulesFileSchema = Schema.from_dict({key: make_field() for key, make_field in LIFECYCLE_SECTIONS.items()})
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, str]:
@@ -30,8 +31,9 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, str]:
 
 
 def errors_for(document: dict[str, Any]) -> dict[str, str]:
+    """The errors of the lifecycle sections, checked against the registered CRMs as the service does."""
     with pytest.raises(ValidationError) as caught:
-        RulesFileSchema().load(document)
+        build(document, status_fields())
     return flatten(caught.value.messages)
 
 
@@ -91,7 +93,7 @@ def test_shipped_lifecycle_sections_validate_and_build() -> None:
     document = yaml.safe_load(SHIPPED.read_text())
     sections = {key: document[key] for key in LIFECYCLE_SECTIONS}
     RulesFileSchema().load(sections)
-    rules = build(sections)
+    rules = build(sections, status_fields())
     assert rules.playbooks["call_now"].due == timedelta(hours=1)
     assert rules.playbooks["individual_follow_up"].due == timedelta(hours=8)
     assert [route.name for route in rules.handoff.routes] == ["dach", "enterprise", "everyone-else"]
@@ -105,7 +107,7 @@ def test_shipped_lifecycle_sections_validate_and_build() -> None:
 def test_loading_is_idempotent() -> None:
     raw = yaml.safe_load(RULES_YAML)
     loaded = RulesFileSchema().load(raw)
-    assert build(loaded) == build(raw) == make_rules()
+    assert build(loaded, status_fields()) == build(raw, status_fields()) == make_rules()
 
 
 def test_feedback_field_names_become_canonical() -> None:
@@ -181,7 +183,8 @@ def test_feedback_field_names_become_canonical() -> None:
       "must be one of accepted, qualified, won, lost or rejected:<reason>"}),
     ({"feedback": {"hubspot": {"hs_lead_status": {"NEW": "accepted"}, "lead_status": {"OPEN": "accepted"}}}},
      {"feedback.hubspot.lead_status": "is the same field as hs_lead_status; list its values once"}),
-    ({"feedback": {"pipedrive": {}}}, {"feedback.pipedrive": "Unknown field."}),
+    ({"feedback": {"pipedrive": {}}},
+     {"feedback.pipedrive": "unknown CRM; the registered CRMs are hubspot, salesforce"}),
     ({"crm_stages": {"hubspot": {"mqll": {"hs_lead_status": "NEW"}},
                      "salesforce": {"mql": {"Status": ["Open"]}}}},
      {"crm_stages.hubspot.mqll":

@@ -180,8 +180,6 @@ def test_operator_mistakes(condition: dict[str, Any], message: str) -> None:
     assert caught.value.errors == [message]
 
 
-@pytest.mark.xfail(strict=True, reason="the reason label comes from _field_label in scoring/compiled.py (being renamed "
-                   "to scoring/prepared.py), which does not word not_in, above and below yet")
 @pytest.mark.parametrize(("condition", "label"), [
     ({"field": "country", "not_in": ["DE", "AT"]}, "country is not DE, AT"),
     ({"field": "employees", "above": 999}, "employees above 999"),

@@ -62,6 +62,7 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    from connectors import status_fields
     from scoring import check_rules_text
 
     try:
@@ -70,7 +71,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
         return 1
-    ok, output = check_rules_text(text, args.file)
+    ok, output = check_rules_text(text, args.file, status_fields())
     print(output, file=sys.stdout if ok else sys.stderr)
     placeholders = sorted(set(re.findall(r"REPLACE-[\w-]*", text)))
     if ok and placeholders:
@@ -80,11 +81,12 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_compare(args: argparse.Namespace) -> int:
+    from connectors import status_fields
     from integration.reports.rules_compare import compare, render
     from scoring import load_rules_file
 
     svc = _services(args)
-    candidate = load_rules_file(args.file)
+    candidate = load_rules_file(args.file, status_fields())
     with svc.sessions() as session:
         report = compare(session, svc.rules, candidate, svc.now())
     print(render(report, svc.rules, candidate))
