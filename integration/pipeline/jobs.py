@@ -1,7 +1,8 @@
 """Every RQ job and every cron entry: plain importable functions with JSON-able arguments.
 
 - ``rescore_leads``  drains every unprocessed event of its leads in ``occurred_at`` order,
-  one transaction per lead (``integration.pipeline.processing``);
+  one transaction per lead (``integration.pipeline.processing``); a lead that fails is
+  recorded and retried on its own (``integration.pipeline.failures``);
 - ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``);
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
 - ``sweep`` and ``sweep_slas`` (cron, ``CRON_JOBS``) re-request work a lost job left behind.
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from connectors.base import CrmRateLimited
 from integration import services
+from integration.pipeline.failures import OUTAGES, record_failure
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.outbox import lock_pending, send_batch
 from integration.pipeline.processing import check_sla, process_lead
@@ -52,8 +54,14 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     scored = 0
     crms: set[str] = set()
     for lead_id in sorted(lead_ids):
-        with svc.sessions.begin() as session:
-            outcome = process_lead(session, svc, lead_id, now)
+        try:
+            with svc.sessions.begin() as session:
+                outcome = process_lead(session, svc, lead_id, now)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
+            record_failure(svc, lead_id, exc, now)
+            continue
         if outcome.scored:
             scored += 1
         crms.update(outcome.crm_writes)
@@ -111,9 +119,9 @@ def sweep() -> dict[str, int]:
     svc = services.current()
     marks = [key.decode() for key in svc.redis.scan_iter("leadloop:*-pending:*", count=1000)]
     released = release_stale_marks(svc.queue, marks)
-    cutoff = svc.now() - timedelta(seconds=SWEEP_SECONDS)
+    now = svc.now()
     with svc.sessions() as session:
-        stale = pending_lead_ids(session, cutoff)
+        stale = pending_lead_ids(session, now - timedelta(seconds=SWEEP_SECONDS), now)
         crms = list(session.scalars(select(OutboxWrite.crm).where(OutboxWrite.status == "pending")
                                     .group_by(OutboxWrite.crm)))
     request_rescore(svc.queue, stale)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from connectors import feedback_field_names
 from connectors.base import CrmError
+from integration.pipeline.failures import clear_failures
 from integration.pipeline.handoff import hand_off, latest_activity_line
 from integration.pipeline.outbox import CrmChanges, latest_sent_task_id, queue_update
 from integration.services import Services
@@ -267,8 +268,8 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
     """Apply and score one lead's pending events inside the caller's transaction."""
     outcome = LeadOutcome()
     lead = lock_lead(session, lead_id)
-    if lead is None:
-        return outcome
+    if lead is None or lead.quarantined_at is not None:
+        return outcome  # a quarantined lead waits for `leadloop dead-letters --retry`
     changed = False
     status_changes: list[StatusChange] = []
     seen = 0
@@ -284,6 +285,7 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         changed |= _apply_pending(session, svc, lead, pending, status_changes, now)
     if not seen:
         return outcome
+    clear_failures(lead)  # rolled back with everything else if this run fails too
     if lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
         return outcome
     if not changed and lead.scored_at is not None:

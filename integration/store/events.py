@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from connectors.events import LeadEvent
@@ -128,9 +128,12 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
     )
 
 
-def pending_lead_ids(session: Session, older_than: datetime, limit: int = 5000) -> list[int]:
-    """Return leads with events received before ``older_than`` and still unprocessed."""
+def pending_lead_ids(session: Session, older_than: datetime, now: datetime, limit: int = 5000) -> list[int]:
+    """Return leads with events received before ``older_than`` and still unprocessed, leaving
+    out quarantined leads and failing leads whose next retry is still to come."""
     return list(session.scalars(
-        select(Event.lead_id).where(Event.processed_at.is_(None), Event.received_at < older_than)
+        select(Event.lead_id).join(Lead, Lead.id == Event.lead_id)
+        .where(Event.processed_at.is_(None), Event.received_at < older_than, Lead.quarantined_at.is_(None),
+               or_(Lead.retry_at.is_(None), Lead.retry_at <= now))
         .group_by(Event.lead_id).limit(limit)
     ))

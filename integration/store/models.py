@@ -1,7 +1,7 @@
 """The system of record: leads, their events, every score and decision, and the CRM outbox.
 
-A lead's whole timeline is these tables joined on ``lead_id`` (see ``store.lead_timeline``).
-Schema changes go through Alembic (``integration/migrations``), never ``create_all``.
+A lead's whole timeline is these tables joined on ``lead_id`` (see ``integration.store.leads.lead_timeline``).
+Schema changes go through Alembic (``integration/store/migrations``), never ``create_all``.
 """
 
 from __future__ import annotations
@@ -114,9 +114,19 @@ class Lead(Base):
     erased_at: Mapped[datetime | None] = mapped_column(Stamp)
     created_at: Mapped[datetime] = mapped_column(Stamp, default=_now)
     updated_at: Mapped[datetime] = mapped_column(Stamp, default=_now)
+    #: Processing failures in a row (a poison lead); reset by the next success.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The last failure: the exception's type and where it was raised (never its message:
+    #: messages can quote the lead's data).
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: When the failing lead is tried again (backoff).
+    retry_at: Mapped[datetime | None] = mapped_column(Stamp)
+    #: Set after the last retry failed: left alone until ``leadloop dead-letters --retry``.
+    quarantined_at: Mapped[datetime | None] = mapped_column(Stamp)
 
     __table_args__ = (
         UniqueConstraint("crm", "crm_id", name="uq_leads_crm_record"),
+        Index("ix_leads_failures", "failures"),
         Index("ix_leads_email", "email"),
         # One live web-only lead per address, so concurrent requests cannot fork a lead.
         Index("uq_leads_web_email", "email", unique=True,

@@ -1,0 +1,102 @@
+"""A lead whose processing fails (a poison lead) never blocks the others.
+
+``rescore_leads`` processes each lead in its own transaction. When one fails for a reason of
+its own (its data, not an outage), the transaction rolls back, the failure is recorded on the
+lead in a transaction of its own (``Lead.failures``, ``last_error``), the lead is tried again
+after a backoff, and after ``MAX_ATTEMPTS`` it is quarantined: left alone, listed by
+``leadloop dead-letters``, until ``leadloop dead-letters --retry`` releases it. The other leads
+of the job complete either way.
+
+An outage (the database or Redis unreachable, a CRM down) is not the lead's fault: it raises,
+and RQ retries the whole job with its own backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from connectors.base import CrmError
+from integration.services import Services
+from integration.store.models import Lead
+
+log = logging.getLogger(__name__)
+
+#: Attempts before a failing lead is quarantined (the first try included).
+MAX_ATTEMPTS = 5
+#: Wait before the 2nd, 3rd, ... attempt.
+RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30))
+#: Failures that are not the lead's fault: the job raises and RQ retries it whole. (An
+#: IntegrityError is a concurrent writer that won a race: the retried job sees its row.)
+OUTAGES = (OperationalError, InterfaceError, IntegrityError, RedisError, CrmError)
+#: The RQ job that retries one lead (``integration.pipeline.jobs``).
+RESCORE_JOB = "integration.pipeline.jobs.rescore_leads"
+
+
+def describe(exc: BaseException) -> str:
+    """The exception's type and the innermost frame of leadloop's code that raised it.
+
+    Never the message: a message can quote the lead's data (``invalid literal ... 'ada@...'``).
+    """
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename)
+        if any(part in ("integration", "connectors", "scoring") for part in path.parts[-3:-1]):
+            where = f" in {'/'.join(path.parts[-2:])}:{frame.lineno} ({frame.name})"
+            break
+    return f"{type(exc).__name__}{where}"
+
+
+def record_failure(svc: Services, lead_id: int, exc: BaseException, now: datetime) -> None:
+    """Note a failed attempt on the lead; schedule its retry or quarantine it."""
+    error = describe(exc)
+    with svc.sessions.begin() as session:
+        lead = session.get(Lead, lead_id)
+        if lead is None:
+            return
+        lead.failures = (lead.failures or 0) + 1
+        lead.last_error = error
+        if lead.failures >= MAX_ATTEMPTS:
+            lead.quarantined_at, lead.retry_at = now, None
+        else:
+            lead.retry_at = now + RETRY_DELAYS[min(lead.failures, len(RETRY_DELAYS)) - 1]
+        quarantined, retry_at = lead.quarantined_at is not None, lead.retry_at
+    if quarantined:
+        log.error("lead %s quarantined after %d failed attempts: %s", lead_id, MAX_ATTEMPTS, error)
+        return
+    log.warning("lead %s failed (%s); trying again at %s", lead_id, error, retry_at)
+    try:
+        svc.queue.enqueue_at(retry_at, RESCORE_JOB, [lead_id], description=f"retry lead {lead_id}")
+    except RedisError:
+        log.warning("could not schedule the retry of lead %s; the sweeper will", lead_id)
+
+
+def clear_failures(lead: Lead) -> None:
+    """A successful run: the lead is healthy again."""
+    if lead.failures or lead.last_error or lead.retry_at:
+        lead.failures, lead.last_error, lead.retry_at = 0, None, None
+
+
+def failing_leads(session: Session) -> list[Lead]:
+    """Leads with failed attempts (quarantined first), for ``leadloop dead-letters``."""
+    return list(session.scalars(select(Lead).where(Lead.failures > 0)
+                                .order_by(Lead.quarantined_at.is_(None), Lead.id)))
+
+
+def release(session: Session, lead_ids: list[int] | None = None) -> list[int]:
+    """Release quarantined (and failing) leads for another round of attempts; return their ids."""
+    stmt = select(Lead).where(Lead.failures > 0)
+    if lead_ids is not None:
+        stmt = stmt.where(Lead.id.in_(lead_ids))
+    released = []
+    for lead in session.scalars(stmt):
+        lead.failures, lead.retry_at, lead.quarantined_at = 0, None, None
+        released.append(lead.id)
+    return released
