@@ -14,7 +14,7 @@ import responses
 
 from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordUpdate, TaskSpec
 from connectors.hubspot.client import RateLimiter, format_value, make_client
-from connectors.hubspot.webhook import PROPERTY_FIELDS
+from connectors.hubspot.fields import PROPERTY_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 API = "https://api.hubapi.com"

@@ -25,7 +25,7 @@ from connectors.base import (
     TaskSpec,
     WriteOutcome,
 )
-from connectors.hubspot.webhook import PROPERTY_FIELDS, canonical_value
+from connectors.hubspot.fields import PROPERTY_FIELDS, canonical_value
 
 # --- mapping tables --------------------------------------------------------------------------
 

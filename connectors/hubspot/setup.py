@@ -13,7 +13,7 @@ from typing import Any
 
 from connectors.base import LEADLOOP_FIELDS, CrmAuthError, CrmError, secret_list
 from connectors.hubspot.client import HubSpotClient, error_message, make_client
-from connectors.hubspot.webhook import PROPERTY_FIELDS
+from connectors.hubspot.fields import PROPERTY_FIELDS
 
 Echo = Callable[[str], None]
 
