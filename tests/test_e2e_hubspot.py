@@ -552,7 +552,7 @@ def test_created_contacts_are_read_back_in_batches_of_100_before_scoring(config)
                                     "startedAt": "2026-11-23T10:00:00Z", "completedAt": "2026-11-23T10:00:01Z"})
 
     with responses_lib.RequestsMock() as api:
-        api.add_callback("POST", "https://api.hubapi.com/crm/v3/objects/contacts/batch/read", callback=contacts,
+        api.add_callback("POST", "https://api.hubapi.com/crm/objects/2026-03/contacts/batch/read", callback=contacts,
                          content_type="application/json")
         drain(svc)
         reads = [json.loads(call.request.body) for call in api.calls]

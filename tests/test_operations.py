@@ -186,7 +186,7 @@ def test_secrets_never_reach_the_logs(config, caplog):
     client.post("/webhooks/salesforce/sf-path-token-0123456789abcdef", data=b"<broken")
     post_events(client, [web_event("crm", crm="hubspot", crm_id="5")])
     with responses_lib.RequestsMock() as api:
-        api.post("https://api.hubapi.com/crm/v3/objects/contacts/batch/update", status=401,
+        api.post("https://api.hubapi.com/crm/objects/2026-03/contacts/batch/update", status=401,
                  json={"status": "error", "message": "Authentication credentials not found.",
                        "category": "INVALID_AUTHENTICATION", "correlationId": "x"})
         drain(svc, rounds=3)
