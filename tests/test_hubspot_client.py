@@ -15,6 +15,7 @@ import responses
 from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordUpdate, TaskSpec
 from connectors.hubspot.client import RateLimiter, format_value, make_client
 from connectors.hubspot.fields import PROPERTY_FIELDS
+from tests.hubspot_openapi import assert_valid_bodies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 API = "https://api.hubapi.com"
@@ -51,6 +52,8 @@ def client(redis):
 def api():
     with responses.RequestsMock() as mock:
         yield mock
+        # Every body the client sent must fit HubSpot's published request schema.
+        assert_valid_bodies(mock.calls)
 
 
 def update(i: int, **fields) -> RecordUpdate:

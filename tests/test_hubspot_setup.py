@@ -19,6 +19,7 @@ from connectors.hubspot.setup import (
     run_doctor,
     run_setup,
 )
+from tests.hubspot_openapi import assert_valid_bodies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 API = "https://api.hubapi.com"
@@ -111,6 +112,8 @@ class FakeHubSpot:
 def api():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+        # Every body setup sent must fit HubSpot's published request schema.
+        assert_valid_bodies(mock.calls)
 
 
 def creations(api) -> list[str]:
