@@ -18,11 +18,14 @@ from connectors.hubspot.paths import PATHS, api_path
 
 Echo = Callable[[str], None]
 
-#: Private-app scopes leadloop needs (Settings > Integrations > Private apps > Scopes).
+#: Scopes leadloop needs, for a legacy private app's token and a project app's static auth alike.
+#: Contacts read/write also cover tasks, calls, emails and meetings (the scopes HubSpot's OpenAPI
+#: documents name for those objects); deals read covers deals, their pipelines and associations.
 REQUIRED_SCOPES = (
     "crm.objects.contacts.read", "crm.objects.contacts.write",
     "crm.schemas.contacts.read", "crm.schemas.contacts.write",
     "crm.objects.owners.read",
+    "crm.objects.deals.read",
 )
 GROUP_NAME = "leadloop"
 GROUP_LABEL = "Leadloop"
@@ -68,15 +71,19 @@ def property_definition(key: str, display_order: int) -> dict[str, Any]:
     return body
 
 
-def desired_subscriptions(watched: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
-    """Return ``(eventType, propertyName)`` pairs to subscribe to.
+def watched_properties(watched: Iterable[str] | None = None) -> list[str]:
+    """Return the HubSpot contact properties whose changes leadloop subscribes to.
 
     ``watched`` are the fields the rules read (canonical or HubSpot names); by default every
     mapped property. ``lifecyclestage``, ``hs_lead_status`` and ``hubspot_owner_id`` always.
     """
     names = [_CANONICAL_TO_HUBSPOT.get(n, n) for n in (PROPERTY_FIELDS if watched is None else watched)]
-    props = [n for n in dict.fromkeys([*names, *ALWAYS_WATCHED]) if n not in UNWATCHABLE]
-    return ([("contact.creation", None)] + [("contact.propertyChange", p) for p in props]
+    return [n for n in dict.fromkeys([*names, *ALWAYS_WATCHED]) if n not in UNWATCHABLE]
+
+
+def desired_subscriptions(watched: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
+    """Return legacy ``(eventType, propertyName)`` pairs to subscribe to (see ``watched_properties``)."""
+    return ([("contact.creation", None)] + [("contact.propertyChange", p) for p in watched_properties(watched)]
             + [(t, None) for t in RECORD_SUBSCRIPTIONS[1:]])
 
 
