@@ -27,7 +27,7 @@ from tests.conftest import drain, post_events, running_app, web_event
 
 HS_FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 SF_FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"
-HS_UPDATE = "https://api.hubapi.com/crm/v3/objects/contacts/batch/update"
+HS_UPDATE = "https://api.hubapi.com/crm/objects/2026-03/contacts/batch/update"
 SF_LOGIN = "https://login.salesforce.com/services/oauth2/token"
 SF_INSTANCE = "https://acme.my.salesforce.com"
 SF_COLLECTIONS = f"{SF_INSTANCE}/services/data/v62.0/composite/sobjects"
@@ -371,14 +371,14 @@ def test_a_completed_hubspot_task_meets_the_sla(config, monkeypatch):
               "phone": "+49 30 1234567", "country": "DE", "employees": 250, "industry": "Logistics"}
     with responses.RequestsMock() as api:
         api.post(HS_UPDATE, json={"status": "COMPLETE", "results": []})
-        api.post("https://api.hubapi.com/crm/v3/objects/tasks", json={"id": "9001", "properties": {}}, status=201)
+        api.post("https://api.hubapi.com/crm/objects/2026-03/tasks", json={"id": "9001", "properties": {}}, status=201)
         post_events(client, [
             web_event("sla-f", "form_submit", email="ada@acme-logistics.example", crm="hubspot", crm_id="51",
                       occurred_at=(start - timedelta(hours=1)).isoformat(), properties={"fields": fields}),
             web_event("sla-t", "trial_signup", email="ada@acme-logistics.example", crm="hubspot", crm_id="51",
                       occurred_at=(start - timedelta(minutes=5)).isoformat())])
         drain(svc)
-        api.get("https://api.hubapi.com/crm/v3/objects/tasks/9001",
+        api.get("https://api.hubapi.com/crm/objects/2026-03/tasks/9001",
                 json={"id": "9001", "properties": {"hs_task_status": "COMPLETED"}})
         with svc.sessions() as session:
             lead = session.scalars(select(Lead)).one()

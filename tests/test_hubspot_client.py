@@ -14,14 +14,15 @@ import responses
 
 from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordUpdate, TaskSpec
 from connectors.hubspot.client import RateLimiter, format_value, make_client
-from connectors.hubspot.webhook import PROPERTY_FIELDS
+from connectors.hubspot.fields import PROPERTY_FIELDS
+from tests.hubspot_openapi import assert_valid_bodies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 API = "https://api.hubapi.com"
 TOKEN = "pat-na1-00000000-test-token"
-UPDATE_URL = f"{API}/crm/v3/objects/contacts/batch/update"
-READ_URL = f"{API}/crm/v3/objects/contacts/batch/read"
-TASK_URL = f"{API}/crm/v3/objects/tasks"
+UPDATE_URL = f"{API}/crm/objects/2026-03/contacts/batch/update"
+READ_URL = f"{API}/crm/objects/2026-03/contacts/batch/read"
+TASK_URL = f"{API}/crm/objects/2026-03/tasks"
 
 
 def fixture(name: str):
@@ -51,6 +52,8 @@ def client(redis):
 def api():
     with responses.RequestsMock() as mock:
         yield mock
+        # Every body the client sent must fit HubSpot's published request schema.
+        assert_valid_bodies(mock.calls)
 
 
 def update(i: int, **fields) -> RecordUpdate:
@@ -303,29 +306,31 @@ def test_fetch_fields_batches_and_skips_missing(client, api):
     found = client.fetch_fields([str(1000 + i) for i in range(150)])
     assert [len(sent(c)["inputs"]) for c in api.calls] == [100, 50]
     assert sent(api.calls[0])["properties"] == list(PROPERTY_FIELDS)
+    # Required by the OpenAPI schema; empty, so the batch limit stays 100 (50 with history).
+    assert sent(api.calls[0])["propertiesWithHistory"] == []
     assert len(found) == 149 and "1007" not in found
     assert found["1000"] == {"email": "1000@example.com", "job_title": "CTO"}
 
 
 def test_list_owners_follows_paging(client, api):
-    api.get(f"{API}/crm/v3/owners", match=[responses.matchers.query_param_matcher(
+    api.get(f"{API}/crm/owners/2026-03", match=[responses.matchers.query_param_matcher(
         {"limit": "100", "archived": "false"})], json={
         "results": [{"id": "1", "email": "a@example.com", "type": "PERSON"}],
         "paging": {"next": {"after": "abc"}}})
-    api.get(f"{API}/crm/v3/owners", match=[responses.matchers.query_param_matcher(
+    api.get(f"{API}/crm/owners/2026-03", match=[responses.matchers.query_param_matcher(
         {"limit": "100", "archived": "false", "after": "abc"})], json={
         "results": [{"id": "2", "email": "b@example.com", "type": "PERSON"}]})
     assert [o["id"] for o in client.list_owners()] == ["1", "2"]
 
 
 def test_find_owner(client, api):
-    api.get(f"{API}/crm/v3/owners", json={"results": [{"id": "64492917", "email": "Rep@Example.com"}]})
+    api.get(f"{API}/crm/owners/2026-03", json={"results": [{"id": "64492917", "email": "Rep@Example.com"}]})
     assert client.find_owner("rep@example.com")["id"] == "64492917"
     assert "email=rep%40example.com" in api.calls[0].request.url
 
 
 def test_find_owner_none(client, api):
-    api.get(f"{API}/crm/v3/owners", json={"results": []})
+    api.get(f"{API}/crm/owners/2026-03", json={"results": []})
     assert client.find_owner("nobody@example.com") is None
 
 
@@ -337,6 +342,6 @@ def test_make_client_needs_a_token(redis):
 
 
 def test_api_base_is_configurable(redis, api):
-    api.post("https://api.hubapi.eu/crm/v3/objects/tasks", status=201, json={"id": "9"})
+    api.post("https://api.hubapi.eu/crm/objects/2026-03/tasks", status=201, json={"id": "9"})
     client = make_client({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_API_BASE": "https://api.hubapi.eu/"}, redis)
     assert client.create_task(task()).external_id == "9"

@@ -19,6 +19,7 @@ from connectors.hubspot.setup import (
     run_doctor,
     run_setup,
 )
+from tests.hubspot_openapi import assert_valid_bodies
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 API = "https://api.hubapi.com"
@@ -53,15 +54,15 @@ class FakeHubSpot:
         self.scopes, self.token_status = list(scopes), token_status
         routes = [
             ("POST", r"/oauth/v2/private-apps/get/access-token-info", self.token_info),
-            ("GET", r"/crm/v3/properties/contacts/groups/(\w+)", self.get_group),
-            ("POST", r"/crm/v3/properties/contacts/groups", self.create_group),
-            ("GET", r"/crm/v3/properties/contacts", self.list_properties),
-            ("POST", r"/crm/v3/properties/contacts", self.create_property),
-            ("GET", r"/crm/v3/owners", lambda r: (200, {"results": [{"id": "1"}]})),
-            ("GET", r"/crm/v3/objects/contacts", lambda r: (200, {"results": []})),
-            ("GET", r"/webhooks/v3/54321/subscriptions", lambda r: (200, {"results": self.subscriptions})),
-            ("POST", r"/webhooks/v3/54321/subscriptions", self.create_subscription),
-            ("GET", r"/webhooks/v3/54321/settings", self.settings),
+            ("GET", r"/crm/properties/2026-03/contacts/groups/(\w+)", self.get_group),
+            ("POST", r"/crm/properties/2026-03/contacts/groups", self.create_group),
+            ("GET", r"/crm/properties/2026-03/contacts", self.list_properties),
+            ("POST", r"/crm/properties/2026-03/contacts", self.create_property),
+            ("GET", r"/crm/owners/2026-03", lambda r: (200, {"results": [{"id": "1"}]})),
+            ("GET", r"/crm/objects/2026-03/contacts", lambda r: (200, {"results": []})),
+            ("GET", r"/webhooks/2026-03/54321/subscriptions", lambda r: (200, {"results": self.subscriptions})),
+            ("POST", r"/webhooks/2026-03/54321/subscriptions", self.create_subscription),
+            ("GET", r"/webhooks/2026-03/54321/settings", self.settings),
         ]
         for method, path, handler in routes:
             mock.add_callback(method, re.compile(re.escape(API) + path + r"(\?.*)?$"),
@@ -69,7 +70,7 @@ class FakeHubSpot:
 
     def _wrap(self, handler):
         def callback(request):
-            if "/webhooks/v3/" in request.url:
+            if "/webhooks/2026-03/" in request.url:
                 assert parse_qs(urlparse(request.url).query)["hapikey"] == [DEV_KEY]
                 assert "Authorization" not in request.headers
             elif request.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -111,6 +112,8 @@ class FakeHubSpot:
 def api():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+        # Every body setup sent must fit HubSpot's published request schema.
+        assert_valid_bodies(mock.calls)
 
 
 def creations(api) -> list[str]:
@@ -132,7 +135,7 @@ def test_setup_creates_group_and_properties_then_changes_nothing(api, redis):
     assert code == 0
     assert hubspot.groups == {"leadloop"}
     assert set(hubspot.properties) == {"email"} | {f"leadloop_{k}" for k in LEADLOOP_FIELDS}
-    assert creations(api).count("/crm/v3/properties/contacts") == len(LEADLOOP_FIELDS)
+    assert creations(api).count("/crm/properties/2026-03/contacts") == len(LEADLOOP_FIELDS)
     assert "https://leadloop.example/webhooks/hubspot" in text
     assert "contact.propertyChange (lifecyclestage)" in text
     api.calls.reset()

@@ -22,8 +22,7 @@ from connectors.hubspot.webhook import (
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 SDK_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 SDK_URI = "https://www.example.com/webhook_uri"
-# v3 example attributed to HubSpot's request-validation page:
-# https://developers.hubspot.com/docs/api/webhooks/validating-requests
+# v3 example attributed to https://developers.hubspot.com/docs/api/webhooks/validating-requests
 DOCS_SECRET = "cfc68c0b-4b4e-4ef8-b764-95350e4ea479"
 DOCS_URI = "https://webhook.site/335453f5-94b3-49d9-b684-a55354d4b8df"
 DOCS_TS = "1752613922216"

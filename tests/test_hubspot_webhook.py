@@ -38,7 +38,8 @@ def test_contact_creation():
     assert event.kind == "lead_created"
     assert event.crm_id == "138017612137"
     assert event.occurred_at == datetime(2025, 7, 15, 21, 12, 0, 733000, tzinfo=UTC)
-    assert event.event_key == "48807704:3923621:531833541:1752613920733:138017612137"
+    # Keyed on the change (portal, object type, object, change, time), not on the delivery.
+    assert event.event_key == "48807704:0-1:138017612137:creation:1752613920733"
     assert event.fields == {} and event.properties == {}
     assert event.raw == json.loads((FIXTURES / "contact_creation.raw").read_bytes())[0]
 

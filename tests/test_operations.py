@@ -135,7 +135,7 @@ def test_sign_helper_signs_for_the_intake(client, config):
 def test_db_upgrade_is_idempotent(config):
     for _ in range(2):
         result = cli(config, "db", "upgrade")
-        assert result.returncode == 0 and b"database at revision 0001" in result.stdout
+        assert result.returncode == 0 and b"database at revision 0002" in result.stdout
 
 
 def test_rules_compare_reports_mqls_added_removed_and_outcomes(client, svc, config, tmp_path):
@@ -186,7 +186,7 @@ def test_secrets_never_reach_the_logs(config, caplog):
     client.post("/webhooks/salesforce/sf-path-token-0123456789abcdef", data=b"<broken")
     post_events(client, [web_event("crm", crm="hubspot", crm_id="5")])
     with responses_lib.RequestsMock() as api:
-        api.post("https://api.hubapi.com/crm/v3/objects/contacts/batch/update", status=401,
+        api.post("https://api.hubapi.com/crm/objects/2026-03/contacts/batch/update", status=401,
                  json={"status": "error", "message": "Authentication credentials not found.",
                        "category": "INVALID_AUTHENTICATION", "correlationId": "x"})
         drain(svc, rounds=3)

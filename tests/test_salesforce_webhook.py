@@ -189,6 +189,39 @@ def test_unrecognised_xml(body, message):
         parse(body)
 
 
+def _without(body: bytes, start: bytes, end: bytes) -> bytes:
+    """``body`` with everything from ``start`` to ``end`` (inclusive) cut out."""
+    head, _, rest = body.partition(start)
+    _, _, tail = rest.partition(end)
+    assert head != body, start
+    return head + tail
+
+
+LEAD_MESSAGE = fixture("outbound_message_lead.xml")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (_without(LEAD_MESSAGE, b"<OrganizationId>", b"</OrganizationId>"), "OrganizationId: missing"),
+    (LEAD_MESSAGE.replace(ORG_ID.encode(), b""), "OrganizationId: missing"),
+    (LEAD_MESSAGE.replace(ORG_ID.encode(), b"  "), "OrganizationId: missing"),
+    (LEAD_MESSAGE.replace(ORG_ID.encode(), b"not-an-org"), "OrganizationId: not a Salesforce id"),
+    (_without(LEAD_MESSAGE, b"<Notification>", b"</Notification>"), "no Notification in the outbound message"),
+], ids=["no-org-element", "empty-org", "blank-org", "garbage-org", "no-notification"])
+def test_malformed_messages_are_400_not_401(body, message):
+    with pytest.raises(PayloadError, match=message) as err:
+        parse(body)
+    assert err.value.status == 400
+
+
+def test_a_foreign_org_with_no_notifications_is_still_401():
+    # The org check comes before the content check: a foreign sender learns nothing about our shape.
+    body = _without(LEAD_MESSAGE, b"<Notification>", b"</Notification>").replace(ORG_ID.encode(),
+                                                                                 b"00D000000000001AAA")
+    with pytest.raises(SignatureError, match="organization id does not match") as err:
+        parse(body)
+    assert err.value.status == 401
+
+
 def _with_notifications(count: int) -> bytes:
     body = fixture("outbound_message_lead.xml").decode()
     start, end = body.index("<Notification>"), body.index("</Notification>") + len("</Notification>")
@@ -301,6 +334,16 @@ def test_flow_other_sobject_ignored():
     payload = flow_payload()
     payload["events"][0]["sobjectType"] = "Opportunity"
     assert flow(payload)[0].kind == "ignored"
+
+
+@pytest.mark.parametrize(("org", "message"), [("", r"\$.organizationId: missing"),
+                                              ("x", r"\$.organizationId: not a Salesforce id")])
+def test_flow_blank_or_garbage_org_is_400(org, message):
+    payload = json.loads(fixture("flow_callout_lead.json"))
+    payload["organizationId"] = org
+    with pytest.raises(PayloadError, match=message) as err:
+        flow(payload)
+    assert err.value.status == 400
 
 
 def test_flow_wrong_org_is_401():

@@ -1,4 +1,4 @@
-"""HubSpot connector: Webhooks API + workflow webhooks in, CRM v3 contacts/tasks/owners out."""
+"""HubSpot connector: Webhooks API + workflow webhooks in, CRM contacts/tasks/owners out (date-versioned API)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""HubSpot outbound: CRM v3 calls on ``requests`` behind one Redis rate limiter for all workers.
+"""HubSpot outbound: CRM calls (date-versioned paths, ``connectors.hubspot.paths``) on ``requests``
+behind one Redis rate limiter for all workers.
 
 No retries in here: a call that fails as a whole raises (``CrmError`` and subclasses) and the
 queue retries the job; per-record failures come back as ``WriteOutcome``.
@@ -25,7 +26,8 @@ from connectors.base import (
     TaskSpec,
     WriteOutcome,
 )
-from connectors.hubspot.webhook import PROPERTY_FIELDS, canonical_value
+from connectors.hubspot.fields import PROPERTY_FIELDS, canonical_value
+from connectors.hubspot.paths import api_path
 
 # --- mapping tables --------------------------------------------------------------------------
 
@@ -161,9 +163,11 @@ class HubSpotClient:
         ids = list(dict.fromkeys(str(i) for i in crm_ids))
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), BATCH_SIZE):
-            body = {"properties": list(PROPERTY_FIELDS),
+            # propertiesWithHistory is required by the OpenAPI schema; asking for no history keeps
+            # the batch limit at 100 (with history it is 50).
+            body = {"properties": list(PROPERTY_FIELDS), "propertiesWithHistory": [],
                     "inputs": [{"id": i} for i in ids[start:start + BATCH_SIZE]]}
-            response = self.request("POST", "/crm/v3/objects/contacts/batch/read", json=body)
+            response = self.request("POST", api_path("contacts.batch_read"), json=body)
             if response.status_code not in (200, 207):
                 raise CrmError(f"HubSpot batch read -> {response.status_code}: {error_message(response)}")
             for result in _json(response).get("results", []):
@@ -183,7 +187,7 @@ class HubSpotClient:
         for batch in _batches(updates):
             body = {"inputs": [{"id": u.crm_id, "objectWriteTraceId": u.key, "properties": _properties(u)}
                                for u in batch]}
-            response = self.request("POST", "/crm/v3/objects/contacts/batch/update", json=body)
+            response = self.request("POST", api_path("contacts.batch_update"), json=body)
             outcomes.update(_update_outcomes(batch, response))
         return [outcomes[u.key] for u in updates]
 
@@ -202,7 +206,7 @@ class HubSpotClient:
             "to": {"id": task.crm_id},
             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_CONTACT}],
         }]}
-        response = self.request("POST", "/crm/v3/objects/tasks", json=body)
+        response = self.request("POST", api_path("tasks.create"), json=body)
         if response.status_code in (200, 201):
             return WriteOutcome(task.key, ok=True, external_id=str(_json(response)["id"]))
         return WriteOutcome(task.key, ok=False, retryable=response.status_code not in FINAL_STATUSES,
@@ -213,7 +217,8 @@ class HubSpotClient:
 
         Raises ``CrmError`` when HubSpot cannot say (the caller then judges by status alone).
         """
-        response = self.request("GET", f"/crm/v3/objects/tasks/{task_id}", params={"properties": "hs_task_status"})
+        response = self.request("GET", api_path("tasks.read", task_id=task_id),
+                                params={"properties": "hs_task_status"})
         if response.status_code != 200:
             raise CrmError(f"HubSpot {response.status_code}: {error_message(response)}")
         return _json(response).get("properties", {}).get("hs_task_status") != "COMPLETED"
@@ -227,7 +232,7 @@ class HubSpotClient:
         if email:
             params["email"] = email
         while True:
-            response = self.request("GET", "/crm/v3/owners", params=params)
+            response = self.request("GET", api_path("owners.list"), params=params)
             if response.status_code != 200:
                 raise CrmError(f"HubSpot owners -> {response.status_code}: {error_message(response)}")
             page = _json(response)

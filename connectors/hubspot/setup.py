@@ -13,15 +13,19 @@ from typing import Any
 
 from connectors.base import LEADLOOP_FIELDS, CrmAuthError, CrmError, secret_list
 from connectors.hubspot.client import HubSpotClient, error_message, make_client
-from connectors.hubspot.webhook import PROPERTY_FIELDS
+from connectors.hubspot.fields import PROPERTY_FIELDS
+from connectors.hubspot.paths import PATHS, api_path
 
 Echo = Callable[[str], None]
 
-#: Private-app scopes leadloop needs (Settings > Integrations > Private apps > Scopes).
+#: Scopes leadloop needs, for a legacy private app's token and a project app's static auth alike.
+#: Contacts read/write also cover tasks, calls, emails and meetings (the scopes HubSpot's OpenAPI
+#: documents name for those objects); deals read covers deals, their pipelines and associations.
 REQUIRED_SCOPES = (
     "crm.objects.contacts.read", "crm.objects.contacts.write",
     "crm.schemas.contacts.read", "crm.schemas.contacts.write",
     "crm.objects.owners.read",
+    "crm.objects.deals.read",
 )
 GROUP_NAME = "leadloop"
 GROUP_LABEL = "Leadloop"
@@ -42,7 +46,6 @@ RECORD_SUBSCRIPTIONS = ("contact.creation", "contact.deletion", "contact.merge",
 ALWAYS_WATCHED = ("lifecyclestage", "hs_lead_status", "hubspot_owner_id")
 #: HubSpot refuses property-change subscriptions on these.
 UNWATCHABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
-TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
 _CANONICAL_TO_HUBSPOT = {canonical: name for name, canonical in PROPERTY_FIELDS.items()}
 
 
@@ -52,7 +55,7 @@ def property_name(key: str) -> str:
 
 
 def property_definition(key: str, display_order: int) -> dict[str, Any]:
-    """Return the ``POST /crm/v3/properties/contacts`` body for one ``LEADLOOP_FIELDS`` entry."""
+    """Return the ``POST /crm/properties/{version}/contacts`` body for one ``LEADLOOP_FIELDS`` entry."""
     label, kind, description = LEADLOOP_FIELDS[key]
     base, _, values = kind.partition(":")
     hs_type, field_type = PROPERTY_TYPES[base]
@@ -68,15 +71,19 @@ def property_definition(key: str, display_order: int) -> dict[str, Any]:
     return body
 
 
-def desired_subscriptions(watched: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
-    """Return ``(eventType, propertyName)`` pairs to subscribe to.
+def watched_properties(watched: Iterable[str] | None = None) -> list[str]:
+    """Return the HubSpot contact properties whose changes leadloop subscribes to.
 
     ``watched`` are the fields the rules read (canonical or HubSpot names); by default every
     mapped property. ``lifecyclestage``, ``hs_lead_status`` and ``hubspot_owner_id`` always.
     """
     names = [_CANONICAL_TO_HUBSPOT.get(n, n) for n in (PROPERTY_FIELDS if watched is None else watched)]
-    props = [n for n in dict.fromkeys([*names, *ALWAYS_WATCHED]) if n not in UNWATCHABLE]
-    return ([("contact.creation", None)] + [("contact.propertyChange", p) for p in props]
+    return [n for n in dict.fromkeys([*names, *ALWAYS_WATCHED]) if n not in UNWATCHABLE]
+
+
+def desired_subscriptions(watched: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
+    """Return legacy ``(eventType, propertyName)`` pairs to subscribe to (see ``watched_properties``)."""
+    return ([("contact.creation", None)] + [("contact.propertyChange", p) for p in watched_properties(watched)]
             + [(t, None) for t in RECORD_SUBSCRIPTIONS[1:]])
 
 
@@ -141,8 +148,8 @@ def run_doctor(config: Mapping[str, Any], redis: Any, echo: Echo) -> int:
         return 1
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("token", lambda: _check_token(client, config, checks)),
-        ("owners list", lambda: _probe(client, "/crm/v3/owners", checks, "owners list readable")),
-        ("contact read", lambda: _probe(client, "/crm/v3/objects/contacts", checks, "contacts readable")),
+        ("owners list", lambda: _probe(client, PATHS["owners.list"], checks, "owners list readable")),
+        ("contact read", lambda: _probe(client, PATHS["contacts.list"], checks, "contacts readable")),
         ("leadloop properties", lambda: _check_properties_present(client, checks)),
     ]
     for name, step in steps:
@@ -166,7 +173,7 @@ def _check_token(client: HubSpotClient, config: Mapping[str, Any], checks: _Chec
     token = (config.get("HUBSPOT_ACCESS_TOKEN") or "").strip()
     # The token-info endpoint takes the token in the body; the Bearer header is also required for
     # EU-hosted (pat-eu1) tokens. https://developers.hubspot.com/docs/api/private-apps
-    response = client.request("POST", TOKEN_INFO_PATH, json={"tokenKey": token})
+    response = client.request("POST", PATHS["token_info"], json={"tokenKey": token})
     if response.status_code != 200:
         checks.add("todo", f"could not read the token's scopes (HubSpot {response.status_code}); "
                            f"make sure the app has: {', '.join(REQUIRED_SCOPES)}")
@@ -183,7 +190,7 @@ def _check_token(client: HubSpotClient, config: Mapping[str, Any], checks: _Chec
 
 
 def _ensure_group(client: HubSpotClient, dry_run: bool, checks: _Checklist) -> None:
-    response = client.request("GET", f"/crm/v3/properties/contacts/groups/{GROUP_NAME}")
+    response = client.request("GET", api_path("property_groups.contacts.one", group=GROUP_NAME))
     if response.status_code == 200:
         checks.add("ok", f"property group '{GROUP_NAME}' exists")
         return
@@ -193,7 +200,7 @@ def _ensure_group(client: HubSpotClient, dry_run: bool, checks: _Checklist) -> N
     if dry_run:
         checks.add("todo", f"would create property group '{GROUP_NAME}'")
         return
-    created = client.request("POST", "/crm/v3/properties/contacts/groups",
+    created = client.request("POST", PATHS["property_groups.contacts"],
                              json={"name": GROUP_NAME, "label": GROUP_LABEL, "displayOrder": -1})
     if created.status_code in (200, 201, 409):
         checks.add("ok", f"created property group '{GROUP_NAME}'")
@@ -202,7 +209,7 @@ def _ensure_group(client: HubSpotClient, dry_run: bool, checks: _Checklist) -> N
 
 
 def _existing_properties(client: HubSpotClient) -> dict[str, dict[str, Any]]:
-    response = client.request("GET", "/crm/v3/properties/contacts")
+    response = client.request("GET", PATHS["properties.contacts"])
     if response.status_code != 200:
         raise CrmError(f"listing contact properties: {_refusal(response)}")
     return {p["name"]: p for p in response.json().get("results", [])}
@@ -231,7 +238,7 @@ def _ensure_properties(client: HubSpotClient, dry_run: bool, checks: _Checklist)
             checks.note(f"would create property {name} ({wanted['type']}/{wanted['fieldType']})")
             created.append(name)
             continue
-        response = client.request("POST", "/crm/v3/properties/contacts", json=wanted)
+        response = client.request("POST", PATHS["properties.contacts"], json=wanted)
         if response.status_code in (200, 201, 409):
             checks.note(f"created property {name}")
             created.append(name)
@@ -258,10 +265,10 @@ def _subscriptions(client: HubSpotClient, config: Mapping[str, Any], dry_run: bo
         checks.add("todo", f"create the {len(wanted)} subscriptions above and the target URL in the app's "
                            "Webhooks settings (private apps cannot do it by API)")
         return
-    # Public (developer) apps: webhooks v3 API, authenticated with the developer API key.
-    base = f"/webhooks/v3/{app_id}"
+    # Legacy public (developer) apps: webhooks API, authenticated with the developer API key.
+    subscriptions = api_path("webhooks.subscriptions", app_id=app_id)
     auth = {"hapikey": dev_key}
-    listed = client.request("GET", f"{base}/subscriptions", params=auth, bearer=False)
+    listed = client.request("GET", subscriptions, params=auth, bearer=False)
     if listed.status_code != 200:
         checks.add("FAIL", f"reading subscriptions: {_refusal(listed)}")
         return
@@ -281,7 +288,7 @@ def _subscriptions(client: HubSpotClient, config: Mapping[str, Any], dry_run: bo
         body: dict[str, Any] = {"eventType": event_type, "active": True}
         if prop:
             body["propertyName"] = prop
-        response = client.request("POST", f"{base}/subscriptions", json=body, params=auth, bearer=False)
+        response = client.request("POST", subscriptions, json=body, params=auth, bearer=False)
         if response.status_code in (200, 201):
             checks.note(f"created subscription {label}")
             created += 1
@@ -292,7 +299,7 @@ def _subscriptions(client: HubSpotClient, config: Mapping[str, Any], dry_run: bo
         checks.add("todo", f"would create {created} webhook subscriptions")
     elif not failed:
         checks.add("ok", f"webhook subscriptions in place ({created} created)")
-    settings = client.request("GET", f"{base}/settings", params=auth, bearer=False)
+    settings = client.request("GET", api_path("webhooks.settings", app_id=app_id), params=auth, bearer=False)
     current = settings.json().get("targetUrl") if settings.status_code == 200 else None
     if current != target:
         checks.add("todo", f"set the app's webhook target URL to {target} (now: {current or 'not set'})")

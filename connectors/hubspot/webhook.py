@@ -3,8 +3,8 @@
 Two endpoints share this module:
 
 * ``/webhooks/hubspot`` receives the Webhooks API (app subscriptions): a JSON array of at most
-  100 events, signed with the app's client secret (v3, older requests v1).
-  https://developers.hubspot.com/docs/api/webhooks
+  100 events, legacy ``contact.*`` and generic ``object.*`` alike, signed with the app's client
+  secret (v3, older requests v1). https://developers.hubspot.com/docs/api/webhooks
 * ``/webhooks/hubspot/workflow`` receives a workflow "Send a webhook" action: one JSON object,
   signed with v2 or authenticated by an API-key header.
   https://developers.hubspot.com/docs/methods/workflows/webhook_information
@@ -19,7 +19,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -28,46 +27,10 @@ from typing import Any
 
 from connectors.base import InboundRequest, PayloadError, SignatureError, secret_list
 from connectors.events import ACTIVITY_KINDS, CRM_KINDS, LeadEvent, utc_from_millis
+from connectors.hubspot.fields import PROPERTY_FIELDS, REDACTED, canonical_value
+from connectors.hubspot.notifications import parse_notification
 
 # --- mapping tables --------------------------------------------------------------------------
-
-#: Webhooks API subscription type -> internal event kind. Anything else is stored as ``ignored``.
-SUBSCRIPTION_KINDS: dict[str, str] = {
-    "contact.creation": "lead_created",
-    "contact.propertyChange": "field_change",
-    "contact.deletion": "deletion",
-    "contact.restore": "restore",
-    "contact.privacyDeletion": "privacy_deletion",
-    "contact.merge": "merge",
-    "contact.associationChange": "association_change",
-}
-
-#: HubSpot contact property -> canonical field name. Unmapped properties keep their HubSpot name.
-PROPERTY_FIELDS: dict[str, str] = {
-    "email": "email",
-    "firstname": "first_name",
-    "lastname": "last_name",
-    "company": "company",
-    "jobtitle": "job_title",
-    "phone": "phone",
-    "mobilephone": "mobile_phone",
-    "country": "country",
-    "state": "state",
-    "city": "city",
-    "industry": "industry",
-    "numemployees": "employees",
-    "annualrevenue": "annual_revenue",
-    "website": "website",
-    "hs_analytics_source": "lead_source",
-    "hs_lead_status": "lead_status",
-    "lifecyclestage": "lifecycle_stage",
-    "hubspot_owner_id": "owner_id",
-}
-
-#: Canonical fields that hold numbers (``scoring.fields.LEAD_FIELDS``) and the type each takes.
-#: HubSpot sends every property value as text; the Salesforce connector already types these,
-#: so the same person must not be stored as ``"250"`` here and ``250`` there.
-NUMBER_FIELDS: dict[str, type] = {"employees": int, "annual_revenue": float}
 
 #: The only escapes v3 decodes in the request URI, exactly as HubSpot lists them (upper case).
 V3_URI_ESCAPES: dict[str, str] = {
@@ -94,7 +57,6 @@ DEFAULT_API_KEY_HEADER = "X-Leadloop-Api-Key"
 #: v3 tolerance on ``X-HubSpot-Request-Timestamp`` (epoch ms), both directions.
 TIMESTAMP_TOLERANCE_MS = 5 * 60 * 1000
 MAX_EVENTS = 100
-REDACTED = "REDACTED"
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # One message per failure; tests assert each one.
@@ -108,24 +70,6 @@ STALE_TIMESTAMP = "X-HubSpot-Request-Timestamp is more than 5 minutes old"
 FUTURE_TIMESTAMP = "X-HubSpot-Request-Timestamp is more than 5 minutes in the future"
 MISMATCH = "HubSpot signature does not match"
 API_KEY_MISMATCH = "API key does not match"
-
-
-def canonical_value(name: str, value: Any) -> Any:
-    """Return a HubSpot property value typed as the canonical field ``name`` holds it.
-
-    Numeric text becomes a number; anything else (e.g. a range like ``"25-50"`` picked from the
-    default ``numemployees`` dropdown) is returned as sent, never refused.
-    """
-    kind = NUMBER_FIELDS.get(name)
-    if kind is None or not isinstance(value, str):
-        return value
-    try:
-        number = float(value.strip().replace(",", ""))
-    except ValueError:
-        return value
-    if not math.isfinite(number):
-        return value
-    return int(number) if kind is int and number.is_integer() else number
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -230,36 +174,6 @@ def verify_workflow(request: InboundRequest, config: Mapping[str, Any], *, now: 
 
 # --- Webhooks API payload --------------------------------------------------------------------
 
-class _Fields:
-    """Validating accessor over one event object; errors name the index and the field."""
-
-    def __init__(self, where: str, data: Mapping[str, Any]):
-        self.where = where
-        self.data = data
-
-    def error(self, name: str, problem: str) -> PayloadError:
-        return PayloadError(f"{self.where}.{name}: {problem}")
-
-    def integer(self, name: str, what: str = "") -> int:
-        value = self.data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            suffix = f" ({what})" if what else ""
-            raise self.error(name, f"must be an integer{suffix}")
-        return value
-
-    def string(self, name: str) -> str:
-        value = self.data.get(name)
-        if not isinstance(value, str) or not value:
-            raise self.error(name, "must be a non-empty string")
-        return value
-
-    def integer_list(self, name: str) -> list[int]:
-        value = self.data.get(name)
-        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
-            raise self.error(name, "must be a list of integers")
-        return value
-
-
 def _load_json(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -271,56 +185,16 @@ def parse_webhook(request: InboundRequest, config: Mapping[str, Any]) -> list[Le
     """``Endpoint.parse`` for ``/hubspot``: return one ``LeadEvent`` per notification.
 
     Raises ``PayloadError`` for anything but a JSON array of at most 100 well-formed events.
-    Unknown subscription types (``company.*``, ``deal.*`` ...) come back as kind ``ignored``.
+    Legacy (``contact.*``) and generic (``object.*``) notifications may be mixed; objects other
+    than contacts (``deal.*``, ``objectTypeId`` "0-3" ...) come back as kind ``ignored``
+    (``connectors.hubspot.notifications``).
     """
     payload = _load_json(request.body)
     if not isinstance(payload, list):
         raise PayloadError("expected a JSON array of HubSpot events")
     if len(payload) > MAX_EVENTS:
         raise PayloadError(f"too many events: {len(payload)} (HubSpot sends at most {MAX_EVENTS})")
-    return [_parse_event(index, item) for index, item in enumerate(payload)]
-
-
-def _parse_event(index: int, item: Any) -> LeadEvent:
-    if not isinstance(item, dict):
-        raise PayloadError(f"[{index}]: must be an object")
-    f = _Fields(f"[{index}]", item)
-    # Current deliveries say ``subscriptionType``; the older docs (and their samples) ``eventType``.
-    type_key = "subscriptionType" if "subscriptionType" in item else "eventType"
-    subscription_type = f.string(type_key)
-    object_id = f.integer("objectId")
-    occurred_ms = f.integer("occurredAt", "epoch ms")
-    # eventId is not unique and attemptNumber grows on redelivery: key on the composite, without it.
-    key = ":".join(str(part) for part in (
-        f.integer("portalId"), f.integer("subscriptionId"), f.integer("eventId"), occurred_ms, object_id))
-    if "attemptNumber" in item:
-        f.integer("attemptNumber")
-    kind = SUBSCRIPTION_KINDS.get(subscription_type, "ignored")
-    object_type = subscription_type.partition(".")[0]
-    # Company, deal ... ids share the number space with contact ids: keep them apart.
-    crm_id = str(object_id) if object_type == "contact" else f"{object_type}:{object_id}"
-    fields: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    if kind == "field_change":
-        name = PROPERTY_FIELDS.get(f.string("propertyName"), item["propertyName"])
-        value = item.get("propertyValue")
-        if value is not None and not isinstance(value, str | int | float):
-            raise f.error("propertyValue", "must be a string")
-        if value == REDACTED:
-            # Sensitive properties arrive as "REDACTED": never store that as the field's value.
-            properties = {"redacted": [name]}
-        else:
-            fields = {name: canonical_value(name, value)}
-    elif kind == "merge":
-        survivor_key = "newObjectId" if "newObjectId" in item else "primaryObjectId"
-        survivor = f.integer(survivor_key)
-        merged = f.integer_list("mergedObjectIds")
-        if "primaryObjectId" in item:
-            merged = [f.integer("primaryObjectId"), *merged]
-        crm_id = str(survivor)
-        properties = {"merged_ids": list(dict.fromkeys(str(i) for i in merged if i != survivor))}
-    return LeadEvent(source="hubspot", kind=kind, event_key=key, occurred_at=utc_from_millis(occurred_ms),
-                     crm="hubspot", crm_id=crm_id, fields=fields, properties=properties, raw=item)
+    return [parse_notification(index, item) for index, item in enumerate(payload)]
 
 
 # --- workflow "Send a webhook" payload -------------------------------------------------------

@@ -2,9 +2,9 @@
 
 The access token and the ``instance_url`` it belongs to are cached in Redis under
 ``leadloop:salesforce:token`` so every worker shares one session. ``instance_url`` always comes
-from the token response, never from configuration (JWT bearer flow:
-https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm&type=5). Tokens,
-keys and secrets never appear in exceptions or logs.
+from the token response, never from configuration
+(https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm).
+Tokens, keys and secrets never appear in exceptions or logs.
 
 Flow selection: a private key (``SALESFORCE_PRIVATE_KEY`` or ``SALESFORCE_PRIVATE_KEY_FILE``)
 selects the JWT bearer flow; otherwise ``SALESFORCE_REFRESH_TOKEN`` selects the refresh-token

@@ -7,6 +7,11 @@ XML/JSON is read; a foreign org raises ``SignatureError`` (401) like a bad token
 signs nothing; the vendor's own advice is to check the org id:
 https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_om_outboundmessaging_security.htm
 
+Only a wrong token or a foreign org is a 401. A message that lacks what every outbound message
+carries (an ``OrganizationId`` that is a Salesforce id, at least one ``Notification``: the WSDL
+declares it without ``minOccurs="0"``) is malformed: ``PayloadError`` (400).
+https://developer.salesforce.com/docs/platform/api/guide/sforce-api-om-outboundmessaging-wsdl.html
+
 Every Notification / Flow event becomes one ``LeadEvent``. Outbound Messages carry the record's
 *latest* state (kind ``record_snapshot``), delivered at least once and possibly out of order:
 ``occurred_at`` is the record's ``LastModifiedDate`` so the store can refuse older snapshots.
@@ -191,6 +196,20 @@ def check_organization(received: str | None, config: Mapping[str, Any]) -> str:
     return received
 
 
+def _organization_id(received: str | None, where: str) -> str:
+    """Return the sent org id, or raise ``PayloadError`` when it is missing or not a Salesforce id.
+
+    A missing id is a malformed message (400), not a foreign sender (401): the 401 is kept for
+    a well-formed id that is not ours (``check_organization``).
+    """
+    value = (received or "").strip()
+    if not value:
+        raise PayloadError(f"{where}: missing")
+    if not SALESFORCE_ID.match(value):
+        raise PayloadError(f"{where}: not a Salesforce id")
+    return value
+
+
 # --- Outbound Messages (SOAP) ------------------------------------------------------------------
 
 def _now(config: Mapping[str, Any]) -> datetime:
@@ -255,9 +274,12 @@ def parse_outbound_message(request: InboundRequest, config: Mapping[str, Any]) -
     notifications = _child(body, OUTBOUND_NS, "notifications") if body is not None else None
     if notifications is None:
         raise PayloadError("no outbound-message notifications element")
-    org_id = check_organization(_text(_child(notifications, OUTBOUND_NS, "OrganizationId")), config)
+    received_org = _text(_child(notifications, OUTBOUND_NS, "OrganizationId"))
+    org_id = check_organization(_organization_id(received_org, "OrganizationId"), config)
     action_id = _text(_child(notifications, OUTBOUND_NS, "ActionId"))
     items = notifications.findall(f"{{{OUTBOUND_NS}}}Notification")
+    if not items:
+        raise PayloadError("no Notification in the outbound message")
     if len(items) > MAX_NOTIFICATIONS:
         raise PayloadError(f"{len(items)} notifications, more than {MAX_NOTIFICATIONS}")
     received = _now(config)
@@ -355,7 +377,8 @@ def parse_flow_callout(request: InboundRequest, config: Mapping[str, Any]) -> li
         raise PayloadError(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise PayloadError("body must be a JSON object")
-    org_id = check_organization(_require(payload, "organizationId", str, "$"), config)
+    org_id = check_organization(_organization_id(_require(payload, "organizationId", str, "$"),
+                                                 "$.organizationId"), config)
     events = _require(payload, "events", list, "$")
     if len(events) > MAX_FLOW_EVENTS:
         raise PayloadError(f"$.events: {len(events)} events, more than {MAX_FLOW_EVENTS}")
