@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connectors.events import LeadEvent
+from connectors.events import ACTIVITY_KINDS, LeadEvent
 
 # --- inbound ---------------------------------------------------------------------------------
 
@@ -50,6 +50,19 @@ class PayloadError(WebhookError):
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What an endpoint's ``verify`` and ``parse`` may use besides the request itself."""
+
+    #: The validated settings (``integration.config``), the connector's own among them.
+    config: Mapping[str, Any]
+    #: The activity kinds the live rules file knows (built-in ones plus those it declares).
+    activity_kinds: frozenset[str] = ACTIVITY_KINDS
+    #: When the request was received (aware UTC): the services' clock, which tests may move.
+    #: Signature freshness is checked against the wall clock, never this.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeResult:
     """What the receiver stored for one request (passed to ``Endpoint.ok_response``)."""
 
@@ -67,9 +80,9 @@ class Endpoint:
     #: Unique endpoint name, used for the Flask endpoint and in logs.
     name: str
     #: Raises ``SignatureError`` unless the request is authentic. Runs before any parsing.
-    verify: Callable[[InboundRequest, Mapping[str, Any]], None]
+    verify: Callable[[InboundRequest, IntakeContext], None]
     #: Returns the events in the request, or raises ``PayloadError``. Runs after ``verify``.
-    parse: Callable[[InboundRequest, Mapping[str, Any]], list[LeadEvent]]
+    parse: Callable[[InboundRequest, IntakeContext], list[LeadEvent]]
     #: Largest body accepted (bytes); larger gets 413 before anything else is read.
     max_body: int = 1_000_000
     #: Builds the success response: ``(body, status, headers)``.

@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.datastructures import Headers
 
 from connectors import status_fields
-from connectors.base import InboundRequest
+from connectors.base import InboundRequest, IntakeContext
 from connectors.events import ACTIVITY_KINDS
 from connectors.hubspot.webhook import parse_webhook, verify_webhook
 from connectors.salesforce.webhook import map_fields, parse_outbound_message, verify_token
@@ -39,6 +39,7 @@ ENV = {
     "SALESFORCE_ORG_ID": "00Dd0000000demoEAA",
     "PUBLIC_BASE_URL": "http://127.0.0.1:8080",
 }
+CONTEXT = IntakeContext(ENV, now=NOW)
 NEVER_MQL = {"junk", "student", "competitor", "do_not_contact"}
 
 
@@ -63,13 +64,13 @@ def parse(outgoing: demo_data.OutgoingRequest) -> list:
     """Verify and parse a request exactly as its endpoint does; return the events."""
     request = inbound(outgoing)
     if outgoing.path == WEB_PATH:
-        web_events.verify(request, ENV)
-        return web_events.parse(request, ENV)
+        web_events.verify(request, CONTEXT)
+        return web_events.parse(request, CONTEXT)
     if outgoing.path == HUBSPOT_PATH:
-        verify_webhook(request, ENV)
-        return parse_webhook(request, ENV)
-    verify_token(request, ENV)
-    return parse_outbound_message(request, ENV)
+        verify_webhook(request, CONTEXT)
+        return parse_webhook(request, CONTEXT)
+    verify_token(request, CONTEXT)
+    return parse_outbound_message(request, CONTEXT)
 
 
 def profile_of(lead: demo_data.DemoLead) -> dict:

@@ -26,6 +26,7 @@ from connectors.base import (
     Connector,
     Endpoint,
     InboundRequest,
+    IntakeContext,
     PayloadError,
     RecordUpdate,
     SignatureError,
@@ -50,13 +51,13 @@ def acme_signature(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify(request: InboundRequest, config: Mapping[str, Any]) -> None:
-    expected = acme_signature(request.body, config.get("ACMECRM_SECRET") or "")
+def verify(request: InboundRequest, context: IntakeContext) -> None:
+    expected = acme_signature(request.body, context.config.get("ACMECRM_SECRET") or "")
     if not hmac.compare_digest(expected, request.headers.get(SIGNATURE_HEADER, "")):
         raise SignatureError("bad Acme signature")
 
 
-def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
+def parse(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
     try:
         items = json.loads(request.body)
         return [LeadEvent(source="acmecrm", kind="field_change", event_key=item["change_id"],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import InboundRequest, PayloadError
+from connectors.base import InboundRequest, IntakeContext, PayloadError
 from connectors.hubspot.webhook import parse_webhook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
@@ -25,7 +25,8 @@ def load(name: str) -> list[dict]:
 
 def events(payload: list[dict] | str):
     body = (FIXTURES / payload).read_bytes() if isinstance(payload, str) else json.dumps(payload).encode()
-    return parse_webhook(InboundRequest("POST", "https://leadloop.example/webhooks/hubspot", {}, body), {})
+    return parse_webhook(InboundRequest("POST", "https://leadloop.example/webhooks/hubspot", {}, body),
+                         IntakeContext({}))
 
 
 def one(payload: list[dict] | str):

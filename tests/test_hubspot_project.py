@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import InboundRequest
+from connectors.base import InboundRequest, IntakeContext
 from connectors.hubspot.notifications import OBJECT_NAMES
 from connectors.hubspot.project import ProjectError, crm_object_subscriptions, project_files, write_project
 from connectors.hubspot.setup import REQUIRED_SCOPES, UNWATCHABLE
@@ -107,7 +107,7 @@ def test_every_subscription_written_is_one_the_receiver_understands(project):
             event.update(newObjectId=5, primaryObjectId=5, mergedObjectIds=[7])
         batch.append(event)
     parsed = parse_webhook(InboundRequest("POST", "https://leads.example.com/webhooks/hubspot", {},
-                                          json.dumps(batch).encode()), {})
+                                          json.dumps(batch).encode()), IntakeContext({}))
     for entry, event in zip(crm, parsed, strict=True):
         if entry["objectType"] == "contact" or entry["subscriptionType"] == "object.associationChange":
             assert event.kind != "ignored", entry

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import InboundRequest, SignatureError
+from connectors.base import InboundRequest, IntakeContext, SignatureError
 from connectors.hubspot import webhook
 from connectors.hubspot.webhook import (
     decode_v3_uri,
@@ -39,8 +39,8 @@ def docs_request(**overrides) -> InboundRequest:
     return InboundRequest(**fields)
 
 
-def config(secrets: str = DOCS_SECRET, **extra) -> dict:
-    return {"HUBSPOT_CLIENT_SECRETS": secrets, **extra}
+def config(secrets: str = DOCS_SECRET, **extra) -> IntakeContext:
+    return IntakeContext({"HUBSPOT_CLIENT_SECRETS": secrets, **extra})
 
 
 # --- published vectors -----------------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_header_names_are_case_insensitive_in_werkzeug_headers():
 
 # --- one test per refusal message ------------------------------------------------------------
 
-def refusal(request: InboundRequest, cfg: dict, **kwargs) -> str:
+def refusal(request: InboundRequest, cfg: IntakeContext, **kwargs) -> str:
     with pytest.raises(SignatureError) as info:
         verify_webhook(request, cfg, **kwargs)
     assert info.value.status == 401
@@ -132,7 +132,7 @@ def refusal(request: InboundRequest, cfg: dict, **kwargs) -> str:
 
 
 def test_no_secret_configured():
-    assert refusal(docs_request(), {"HUBSPOT_CLIENT_SECRETS": " , "}, now=DOCS_NOW) == webhook.NO_SECRET
+    assert refusal(docs_request(), config(" , "), now=DOCS_NOW) == webhook.NO_SECRET
 
 
 def test_missing_signature():
@@ -210,31 +210,31 @@ def test_workflow_refuses_v1_signature():
 
 
 def test_workflow_api_key_header_any_configured_key():
-    cfg = {"HUBSPOT_WORKFLOW_API_KEYS": "old-key,new-key"}
+    cfg = IntakeContext({"HUBSPOT_WORKFLOW_API_KEYS": "old-key,new-key"})
     verify_workflow(workflow_request({"X-Leadloop-Api-Key": "new-key"}), cfg)
     verify_workflow(workflow_request({"X-Leadloop-Api-Key": "old-key"}), cfg)
 
 
 def test_workflow_api_key_custom_header_name():
-    cfg = {"HUBSPOT_WORKFLOW_API_KEYS": "k1", "HUBSPOT_WORKFLOW_API_KEY_HEADER": "X-Wf-Key"}
+    cfg = IntakeContext({"HUBSPOT_WORKFLOW_API_KEYS": "k1", "HUBSPOT_WORKFLOW_API_KEY_HEADER": "X-Wf-Key"})
     verify_workflow(workflow_request({"X-Wf-Key": "k1"}), cfg)
 
 
 def test_workflow_wrong_api_key():
     with pytest.raises(SignatureError, match=re.escape(webhook.API_KEY_MISMATCH)):
         verify_workflow(workflow_request({"X-Leadloop-Api-Key": "guess"}),
-                        {"HUBSPOT_WORKFLOW_API_KEYS": "k1"})
+                        IntakeContext({"HUBSPOT_WORKFLOW_API_KEYS": "k1"}))
 
 
 def test_workflow_nothing_configured():
     with pytest.raises(SignatureError, match=re.escape(webhook.NO_CREDENTIAL)):
-        verify_workflow(workflow_request({"X-Leadloop-Api-Key": "k1"}), {})
+        verify_workflow(workflow_request({"X-Leadloop-Api-Key": "k1"}), IntakeContext({}))
 
 
 def test_workflow_neither_signature_nor_key():
     with pytest.raises(SignatureError, match=re.escape(webhook.MISSING_SIGNATURE_OR_KEY)):
         verify_workflow(workflow_request({}),
-                        {"HUBSPOT_WORKFLOW_API_KEYS": "k1", "HUBSPOT_CLIENT_SECRETS": "s"})
+                        IntakeContext({"HUBSPOT_WORKFLOW_API_KEYS": "k1", "HUBSPOT_CLIENT_SECRETS": "s"}))
 
 
 def test_workflow_signature_with_wrong_secret():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import InboundRequest, PayloadError
+from connectors.base import InboundRequest, IntakeContext, PayloadError
 from connectors.hubspot import connector
 from connectors.hubspot.webhook import parse_webhook, parse_workflow
 
@@ -18,7 +18,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
 
 def events(name: str, body: bytes | None = None):
     raw = body if body is not None else (FIXTURES / name).read_bytes()
-    return parse_webhook(InboundRequest("POST", "https://leadloop.example/webhooks/hubspot", {}, raw), {})
+    return parse_webhook(InboundRequest("POST", "https://leadloop.example/webhooks/hubspot", {}, raw),
+                         IntakeContext({}))
 
 
 def one(name: str):
@@ -180,10 +181,10 @@ def test_merge_without_merged_ids():
 
 # --- workflow bodies -------------------------------------------------------------------------
 
-def workflow(name: str, body: bytes | None = None, **kwargs):
+def workflow(name: str, body: bytes | None = None, now: datetime | None = None):
     raw = body if body is not None else (FIXTURES / name).read_bytes()
     request = InboundRequest("POST", "https://leadloop.example/webhooks/hubspot/workflow", {}, raw)
-    (event,) = parse_workflow(request, {}, **kwargs)
+    (event,) = parse_workflow(request, IntakeContext({}, now=now) if now else IntakeContext({}))
     return event
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import InboundRequest, IntakeResult, PayloadError, SignatureError
+from connectors.base import InboundRequest, IntakeContext, IntakeResult, PayloadError, SignatureError
+from connectors.events import ACTIVITY_KINDS
 from connectors.salesforce import connector
 from connectors.salesforce.webhook import (
     ACK_BODY,
@@ -24,8 +25,7 @@ from connectors.salesforce.webhook import (
 FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 ORG_ID = "00Do0000000e0vQEAQ"
-CONFIG = {"SALESFORCE_WEBHOOK_TOKENS": "old-token-1234, new-token-5678", "SALESFORCE_ORG_ID": ORG_ID,
-          "_now": NOW}
+CONFIG = {"SALESFORCE_WEBHOOK_TOKENS": "old-token-1234, new-token-5678", "SALESFORCE_ORG_ID": ORG_ID}
 
 
 def fixture(name: str) -> bytes:
@@ -38,15 +38,20 @@ def request(body: bytes, token: str = "new-token-5678") -> InboundRequest:
                           path_params={"token": token})
 
 
+def context(activity_kinds: frozenset[str] = ACTIVITY_KINDS, **config: object) -> IntakeContext:
+    """The receiver's context: the config, the rules' activity kinds, a fixed receive time."""
+    return IntakeContext({**CONFIG, **config}, activity_kinds=activity_kinds, now=NOW)
+
+
 def parse(body: bytes, **config: object) -> list:
-    return parse_outbound_message(request(body), {**CONFIG, **config})
+    return parse_outbound_message(request(body), context(**config))
 
 
 # --- token ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("token", ["old-token-1234", "new-token-5678"])
 def test_verify_accepts_every_rotation_token(token):
-    verify_token(request(b"", token), CONFIG)
+    verify_token(request(b"", token), context())
 
 
 @pytest.mark.parametrize(("tokens", "token", "message"), [
@@ -58,7 +63,7 @@ def test_verify_accepts_every_rotation_token(token):
 ])
 def test_verify_refuses(tokens, token, message):
     with pytest.raises(SignatureError, match=message) as err:
-        verify_token(request(b"", token), {"SALESFORCE_WEBHOOK_TOKENS": tokens})
+        verify_token(request(b"", token), IntakeContext({"SALESFORCE_WEBHOOK_TOKENS": tokens}))
     assert err.value.status == 401
 
 
@@ -283,9 +288,9 @@ def test_error_response_is_a_soap_fault(status, code):
 
 # --- Flow callouts ----------------------------------------------------------------------------
 
-def flow(payload: object, **config: object) -> list:
+def flow(payload: object, activity_kinds: frozenset[str] = ACTIVITY_KINDS, **config: object) -> list:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return parse_flow_callout(request(body), {**CONFIG, **config})
+    return parse_flow_callout(request(body), context(activity_kinds, **config))
 
 
 def flow_payload() -> dict:
@@ -326,7 +331,7 @@ def test_flow_15_char_record_id_is_stored_in_18_char_form():
 def test_flow_kinds_declared_by_the_rules_file():
     payload = flow_payload()
     payload["events"][1]["type"] = "webinar_watched"
-    events = flow(payload, _activity_kinds=frozenset({"event_attended", "webinar_watched"}))
+    events = flow(payload, activity_kinds=frozenset({"event_attended", "webinar_watched"}))
     assert events[1].kind == "webinar_watched"
 
 

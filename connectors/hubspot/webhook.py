@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import InboundRequest, PayloadError, SignatureError, secret_list
+from connectors.base import InboundRequest, IntakeContext, PayloadError, SignatureError, secret_list
 from connectors.events import ACTIVITY_KINDS, CRM_KINDS, LeadEvent, utc_from_millis
 from connectors.hubspot.fields import PROPERTY_FIELDS, REDACTED, canonical_value
 from connectors.hubspot.notifications import parse_notification
@@ -141,17 +141,18 @@ def _match_any(given: str, expected: list[str]) -> None:
         raise SignatureError(MISMATCH)
 
 
-def verify_webhook(request: InboundRequest, config: Mapping[str, Any], *, now: float | None = None) -> None:
+def verify_webhook(request: InboundRequest, context: IntakeContext, *, now: float | None = None) -> None:
     """``Endpoint.verify`` for ``/hubspot``: raises ``SignatureError`` unless HubSpot signed it."""
-    verify_hubspot_signature(request, secret_list(config.get("HUBSPOT_CLIENT_SECRETS")), now=now)
+    verify_hubspot_signature(request, secret_list(context.config.get("HUBSPOT_CLIENT_SECRETS")), now=now)
 
 
-def verify_workflow(request: InboundRequest, config: Mapping[str, Any], *, now: float | None = None) -> None:
+def verify_workflow(request: InboundRequest, context: IntakeContext, *, now: float | None = None) -> None:
     """``Endpoint.verify`` for ``/hubspot/workflow``: a v2 (or v3) signature or the API-key header.
 
     Raises ``SignatureError``. A present but wrong API key is refused even if a signature could
     also be checked, so a misconfigured workflow fails loudly.
     """
+    config = context.config
     secrets = secret_list(config.get("HUBSPOT_CLIENT_SECRETS"))
     keys = secret_list(config.get("HUBSPOT_WORKFLOW_API_KEYS"))
     header = config.get("HUBSPOT_WORKFLOW_API_KEY_HEADER") or DEFAULT_API_KEY_HEADER
@@ -181,7 +182,7 @@ def _load_json(body: bytes) -> Any:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
 
 
-def parse_webhook(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
+def parse_webhook(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
     """``Endpoint.parse`` for ``/hubspot``: return one ``LeadEvent`` per notification.
 
     Raises ``PayloadError`` for anything but a JSON array of at most 100 well-formed events.
@@ -199,8 +200,7 @@ def parse_webhook(request: InboundRequest, config: Mapping[str, Any]) -> list[Le
 
 # --- workflow "Send a webhook" payload -------------------------------------------------------
 
-def parse_workflow(request: InboundRequest, config: Mapping[str, Any], *,
-                   now: datetime | None = None) -> list[LeadEvent]:
+def parse_workflow(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
     """``Endpoint.parse`` for ``/hubspot/workflow``: return one event for the body.
 
     A body with ``"leadloop_event": "<kind>"`` is an activity of that kind; any other object is
@@ -218,7 +218,7 @@ def parse_workflow(request: InboundRequest, config: Mapping[str, Any], *,
     email = email.strip().lower() if isinstance(email, str) and email.strip() else None
     if not crm_id and not email:
         raise PayloadError("workflow body has no contact id (objectId, vid, hs_object_id, id) and no email")
-    occurred_at = _workflow_time(body, props) or now or datetime.now(UTC)
+    occurred_at = _workflow_time(body, props) or context.now
     ids = {"crm": "hubspot" if crm_id else None, "crm_id": crm_id, "email": email}
     if "leadloop_event" in body:
         kind = body["leadloop_event"]

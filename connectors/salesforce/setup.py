@@ -107,7 +107,7 @@ def run_setup(config: Mapping[str, Any], redis: Any, dry_run: bool, echo: Echo) 
     echo("   Fire it from a record-triggered Flow (A record is created or updated) with an Outbound")
     echo("   Message action; leave out updates made by the integration user (our own write-back).")
     echo("5. Alternative: a record-triggered Flow HTTP Callout (Named Credential) POSTing JSON to")
-    echo(f"   {base}/webhooks/salesforce/{shown}/flow  (body shape: README, 'Salesforce setup')")
+    echo(f"   {base}/webhooks/salesforce/{shown}/flow  (body shape: docs/salesforce.md)")
 
     echo("Checklist:")
     for problem in problems:

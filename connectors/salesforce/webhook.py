@@ -16,7 +16,7 @@ Every Notification / Flow event becomes one ``LeadEvent``. Outbound Messages car
 *latest* state (kind ``record_snapshot``), delivered at least once and possibly out of order:
 ``occurred_at`` is the record's ``LastModifiedDate`` so the store can refuse older snapshots.
 When the payload has neither ``LastModifiedDate`` nor ``SystemModstamp`` the receive time is
-used; tests pass a fixed aware datetime as ``config["_now"]``.
+used (``IntakeContext.now``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from connectors.base import InboundRequest, IntakeResult, PayloadError, SignatureError, secret_list
+from connectors.base import InboundRequest, IntakeContext, IntakeResult, PayloadError, SignatureError, secret_list
 from connectors.events import ACTIVITY_KINDS, LeadEvent
 
 # --- mapping tables ----------------------------------------------------------------------------
@@ -102,7 +102,7 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 #: Outbound Message WSDL: ``Notification`` has ``maxOccurs="100"``.
 MAX_NOTIFICATIONS = 100
-#: Our own limit for one Flow callout body (documented in the README, "Salesforce setup").
+#: Our own limit for one Flow callout body (documented in docs/salesforce.md).
 MAX_FLOW_EVENTS = 200
 
 
@@ -162,9 +162,9 @@ def map_fields(sf_fields: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 # --- authentication ----------------------------------------------------------------------------
 
-def verify_token(request: InboundRequest, config: Mapping[str, Any]) -> None:
+def verify_token(request: InboundRequest, context: IntakeContext) -> None:
     """Raise ``SignatureError`` unless the path token is one of ``SALESFORCE_WEBHOOK_TOKENS``."""
-    tokens = secret_list(config.get("SALESFORCE_WEBHOOK_TOKENS"))
+    tokens = secret_list(context.config.get("SALESFORCE_WEBHOOK_TOKENS"))
     if not tokens:
         raise SignatureError("no webhook token configured")
     token = request.path_params.get("token") or ""
@@ -212,11 +212,6 @@ def _organization_id(received: str | None, where: str) -> str:
 
 # --- Outbound Messages (SOAP) ------------------------------------------------------------------
 
-def _now(config: Mapping[str, Any]) -> datetime:
-    now = config.get("_now")
-    return now if isinstance(now, datetime) else datetime.now(UTC)
-
-
 def _email(fields: Mapping[str, Any]) -> str | None:
     email = fields.get("email")
     return (email.strip().lower() or None) if isinstance(email, str) else None
@@ -261,7 +256,7 @@ def _load_soap(body: bytes) -> Element:
         raise PayloadError(f"malformed XML: {exc}") from None
 
 
-def parse_outbound_message(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
+def parse_outbound_message(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
     """Return one ``LeadEvent`` per ``Notification`` of an Outbound Message.
 
     Raises ``PayloadError`` (400) for unsafe or unexpected XML and ``SignatureError`` (401) when
@@ -275,14 +270,14 @@ def parse_outbound_message(request: InboundRequest, config: Mapping[str, Any]) -
     if notifications is None:
         raise PayloadError("no outbound-message notifications element")
     received_org = _text(_child(notifications, OUTBOUND_NS, "OrganizationId"))
-    org_id = check_organization(_organization_id(received_org, "OrganizationId"), config)
+    org_id = check_organization(_organization_id(received_org, "OrganizationId"), context.config)
     action_id = _text(_child(notifications, OUTBOUND_NS, "ActionId"))
     items = notifications.findall(f"{{{OUTBOUND_NS}}}Notification")
     if not items:
         raise PayloadError("no Notification in the outbound message")
     if len(items) > MAX_NOTIFICATIONS:
         raise PayloadError(f"{len(items)} notifications, more than {MAX_NOTIFICATIONS}")
-    received = _now(config)
+    received = context.now
     return [_notification_event(item, i, org_id, action_id, received) for i, item in enumerate(items)]
 
 
@@ -365,8 +360,8 @@ def _require(obj: Mapping[str, Any], key: str, kind: type, where: str, required:
     return value
 
 
-def parse_flow_callout(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
-    """Return the events of a Flow HTTP callout body (shape in the README, 'Salesforce setup').
+def parse_flow_callout(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
+    """Return the events of a Flow HTTP callout body (shape in docs/salesforce.md).
 
     Raises ``PayloadError`` (400) naming the bad path and ``SignatureError`` (401) when
     ``organizationId`` is not ``SALESFORCE_ORG_ID``.
@@ -378,12 +373,11 @@ def parse_flow_callout(request: InboundRequest, config: Mapping[str, Any]) -> li
     if not isinstance(payload, dict):
         raise PayloadError("body must be a JSON object")
     org_id = check_organization(_organization_id(_require(payload, "organizationId", str, "$"),
-                                                 "$.organizationId"), config)
+                                                 "$.organizationId"), context.config)
     events = _require(payload, "events", list, "$")
     if len(events) > MAX_FLOW_EVENTS:
         raise PayloadError(f"$.events: {len(events)} events, more than {MAX_FLOW_EVENTS}")
-    # The receiver passes the rules file's activity kinds (built-ins plus declared ones).
-    known_kinds = config.get("_activity_kinds")
+    known_kinds = context.activity_kinds
     return [_flow_event(event, f"$.events[{i}]", org_id, known_kinds) for i, event in enumerate(events)]
 
 

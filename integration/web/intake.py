@@ -11,15 +11,14 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from connectors import registry
-from connectors.base import Endpoint, InboundRequest, PayloadError, SignatureError, secret_list
-from connectors.events import ACTIVITY_KINDS, LeadEvent
+from connectors.base import Endpoint, InboundRequest, IntakeContext, PayloadError, SignatureError, secret_list
+from connectors.events import LeadEvent
 from integration.store.validation import EARLIEST, LATEST, event_problems
 
 SIGNATURE_HEADER = "X-Leadloop-Signature"
@@ -35,9 +34,10 @@ def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def verify(request: InboundRequest, config: Mapping[str, Any], now: float | None = None) -> None:
-    """Raise ``SignatureError`` unless the body was signed by a configured secret, recently."""
-    secrets = secret_list(config.get("LEADLOOP_EVENTS_SECRETS"))
+def verify(request: InboundRequest, context: IntakeContext, now: float | None = None) -> None:
+    """Raise ``SignatureError`` unless the body was signed by a configured secret, recently
+    (``now``: epoch seconds, default the wall clock)."""
+    secrets = secret_list(context.config.get("LEADLOOP_EVENTS_SECRETS"))
     if not secrets:
         raise SignatureError("no signing secret configured (LEADLOOP_EVENTS_SECRETS)")
     header = request.headers.get(SIGNATURE_HEADER)
@@ -116,7 +116,7 @@ def _flatten(messages: Any, path: str = "") -> list[str]:
     return [f"{path or '$'}: {messages}"]
 
 
-def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]:
+def parse(request: InboundRequest, context: IntakeContext) -> list[LeadEvent]:
     """Return the events of a JSON array body; raises ``PayloadError`` listing every mistake of
     every event (field errors, unknown types, values the store would refuse), each by position."""
     try:
@@ -127,7 +127,7 @@ def parse(request: InboundRequest, config: Mapping[str, Any]) -> list[LeadEvent]
         raise PayloadError("body must be a JSON array of events")
     if len(data) > MAX_EVENTS:
         raise PayloadError(f"at most {MAX_EVENTS} events per request (got {len(data)})")
-    known = config.get("_activity_kinds") or ACTIVITY_KINDS
+    known = context.activity_kinds
     events, mistakes = [], []
     for index, raw in enumerate(data):
         try:

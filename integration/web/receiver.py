@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from connectors import registry
-from connectors.base import Endpoint, InboundRequest, IntakeResult, WebhookError
+from connectors.base import Endpoint, InboundRequest, IntakeContext, IntakeResult, WebhookError
 from integration.pipeline.queue import request_rescore
 from integration.services import Services
 from integration.store.events import store_events
@@ -88,16 +88,16 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         return refuse(413, f"body larger than {endpoint.max_body} bytes")
     inbound = InboundRequest(method=request.method, url=public_url(svc.config), headers=request.headers,
                              body=body, path_params=path_params)
-    config = {**svc.config, "_activity_kinds": svc.rules.activity_kinds}
+    context = IntakeContext(config=svc.config, activity_kinds=svc.rules.activity_kinds, now=svc.now())
     try:
-        endpoint.verify(inbound, config)
+        endpoint.verify(inbound, context)
     except WebhookError as refusal:
         return refuse(refusal.status, str(refusal))
     except MALFORMED_INPUT as exc:  # a header no sender makes (a 400-digit timestamp ...)
         log.warning("webhook %s: unreadable authentication (%s)", endpoint.name, type(exc).__name__)
         return refuse(401, "malformed signature or token")
     try:
-        events = endpoint.parse(inbound, config)
+        events = endpoint.parse(inbound, context)
     except WebhookError as refusal:
         return refuse(refusal.status, str(refusal))
     except MALFORMED_INPUT as exc:  # a shape the parser did not foresee: the sender's mistake
@@ -109,7 +109,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         shown = problems[:MAX_REASONS] + ([f"... and {len(problems) - MAX_REASONS} more"]
                                           if len(problems) > MAX_REASONS else [])
         return refuse(400, "; ".join(shown))
-    received_at = svc.now()
+    received_at = context.now
     result = None
     for attempt in range(STORE_ATTEMPTS):
         try:
