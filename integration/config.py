@@ -65,7 +65,7 @@ def _text(name: str, value: str) -> str:
     return value
 
 
-#: name -> (parser, default, description). The README's configuration table lists them (tests/test_docs_settings.py checks it).
+#: name -> (parser, default, description); the README's configuration table lists every one (a test checks).
 SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "DATABASE_URL": (_url("sqlite", "postgresql", "postgres"), None,
                      "SQLAlchemy URL of the store. Default: SQLite file `instance/leadloop.db`."),
