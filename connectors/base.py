@@ -225,6 +225,9 @@ class Connector:
     #: CRM field name -> canonical lead field, for the fields that carry sales feedback (the
     #: rules file's ``feedback`` section accepts either name).
     status_fields: Mapping[str, str] = field(default_factory=dict)
+    #: The API credential flows the connector supports, as (label, variables); ``"A|B"`` means
+    #: either variable. ``setup``/``doctor`` name what is missing before calling the CRM.
+    credentials: Sequence[tuple[str, Sequence[str]]] = ()
     #: ``leadloop setup <crm>`` and ``leadloop doctor <crm>``.
     run_setup: SetupCommand | None = None
     run_doctor: SetupCommand | None = None

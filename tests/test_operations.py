@@ -106,7 +106,7 @@ def test_lead_show_and_outbox_list_what_happened(client, svc, config):
     assert "hubspot:77" in text and "web/content_download pricing-page" in text and "score" in text
     assert "crm-write" in text
     listed = cli(config, "outbox", "--json")
-    rows = [json.loads(line) for line in listed.stdout.decode().splitlines()[1:]]
+    rows = [json.loads(line) for line in listed.stdout.decode().splitlines()]  # only JSON on stdout
     assert [(r["lead"], r["kind"], r["status"]) for r in rows] == [("hubspot:77", "update", "shadow")]
     assert rows[0]["payload"]["fields"]["band"] in {"cold", "cool", "warm", "hot"}
     assert cli(config, "lead", "show", "hubspot:404").returncode == 1

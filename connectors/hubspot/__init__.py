@@ -55,6 +55,7 @@ connector = Connector(
     check_config=check_config,
     can_read=can_read,
     status_fields={"hs_lead_status": "lead_status", "lifecyclestage": "lifecycle_stage"},
+    credentials=(("app access token", ("HUBSPOT_ACCESS_TOKEN",)),),
     run_setup=setup.run_setup,
     run_doctor=setup.run_doctor,
     max_update_batch=BATCH_SIZE,

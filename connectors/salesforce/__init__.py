@@ -69,6 +69,11 @@ connector = Connector(
     can_read=can_read,
     normalise_id=webhook.id18,
     status_fields={"Status": "lead_status"},
+    credentials=(
+        ("JWT bearer flow", ("SALESFORCE_CLIENT_ID", "SALESFORCE_USERNAME",
+                             "SALESFORCE_PRIVATE_KEY_FILE|SALESFORCE_PRIVATE_KEY")),
+        ("refresh-token flow", ("SALESFORCE_CLIENT_ID", "SALESFORCE_REFRESH_TOKEN")),
+    ),
     run_setup=setup.run_setup,
     run_doctor=setup.run_doctor,
     max_update_batch=MAX_BATCH,

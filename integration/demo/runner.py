@@ -4,6 +4,8 @@ Starts the real web app (gunicorn) and a real RQ worker on a SQLite file and the
 Redis, in shadow mode, replays the seeded demo data set through the real signed webhook
 endpoints (the generic intake, HubSpot v3-signed webhooks, Salesforce outbound messages),
 waits for the queue to drain, and prints what leadloop decided and would write to the CRMs.
+When it ends (done, failed, Ctrl-C or SIGTERM) it stops the web app, the worker and the
+embedded Redis: nothing of it keeps running.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def _demo_env(port: int, redis_url: str) -> dict[str, str]:
 
 def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
     """Run the demo end to end; return the exit code."""
-    from integration import demo_data, services
+    from integration import services
+    from integration.demo import data as demo_data
     from integration.services import make_engine
     from integration.store.migrate import upgrade
 
@@ -80,23 +83,30 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
         stop_embedded_redis(DEMO_DIR)
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    # A demo killed earlier may have left its Redis running: reuse it, and stop it at the end.
     redis_url = ensure_embedded_redis(DEMO_DIR)
-    port = _free_port()
-    env = _demo_env(port, redis_url)
-    os.environ.update(env)
-    config = load_config(env)
-    engine = make_engine(config["DATABASE_URL"])
-    upgrade(engine)
-    bin_dir = Path(sys.executable).parent
-    base = f"http://127.0.0.1:{port}"
-    print(f"leadloop demo: SQLite {DEMO_DIR / 'demo.db'}, embedded Redis, CRM writes in shadow mode")
-    logs = [open(DEMO_DIR / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
-    web = subprocess.Popen([str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                            "--chdir", str(PROJECT_ROOT), "wsgi:app"], env=env, stdout=logs[0],
-                           stderr=subprocess.STDOUT, start_new_session=True)
-    worker = subprocess.Popen([sys.executable, "-m", "integration.cli", "worker"], env=env, cwd=PROJECT_ROOT,
-                              stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+    engine = None
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminated)
     try:
+        port = _free_port()
+        env = _demo_env(port, redis_url)
+        os.environ.update(env)
+        config = load_config(env)
+        engine = make_engine(config["DATABASE_URL"])
+        upgrade(engine)
+        bin_dir = Path(sys.executable).parent
+        base = f"http://127.0.0.1:{port}"
+        print(f"leadloop demo: SQLite {DEMO_DIR / 'demo.db'}, embedded Redis, CRM writes in shadow mode")
+        logs = [open(DEMO_DIR / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
+        processes.append(subprocess.Popen(
+            [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+             "--chdir", str(PROJECT_ROOT), "wsgi:app"], env=env, stdout=logs[0],
+            stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "integration.cli", "worker"], env=env, cwd=PROJECT_ROOT,
+            stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True))
         _wait_ready(base)
         svc = services.Services.build(config)
         started = time.monotonic()
@@ -116,19 +126,38 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
         print_summary(svc, dataset.event_count, elapsed)
         return 0
     finally:
-        for process in (web, worker):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in (web, worker):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        for log in logs:
-            log.close()
-        engine.dispose()
+        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _stop(processes)
+            for log in logs:
+                log.close()
+            if engine is not None:
+                engine.dispose()
+            stop_embedded_redis(DEMO_DIR)
+        finally:
+            signal.signal(signal.SIGINT, previous_sigint)
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends the demo like Ctrl-C does: through the clean-up of ``run_demo``."""
+    raise KeyboardInterrupt
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the web app and the worker with their children (each leads its own session)."""
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _replay(base: str, env: dict[str, str], requests_to_send: list[Any]) -> None:
@@ -211,6 +240,7 @@ def print_summary(svc: Services, events: int, elapsed: float) -> None:
                 for reason in record.result.get("reasons", [])[:4]:
                     print(f"      {reason['text']}")
                 shown += 1
+        # The demo's Redis is stopped when it ends: the commands start (and stop) their own.
         print("\nexplore: .venv/bin/leadloop outbox --limit 5   |   .venv/bin/leadloop lead show <crm:id>")
-        print(f"(with DATABASE_URL=sqlite:///{DEMO_DIR / 'demo.db'} REDIS_URL={svc.config['REDIS_URL']})")
+        print(f"(with DATABASE_URL=sqlite:///{DEMO_DIR / 'demo.db'} LEADLOOP_INSTANCE_DIR={DEMO_DIR})")
         _ = json
