@@ -121,8 +121,9 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     bin_dir = Path(sys.executable).parent
-    web = subprocess.Popen([str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                            "--chdir", str(ROOT), "wsgi:app"], env=env, start_new_session=True,
+    web = subprocess.Popen([str(bin_dir / "gunicorn"), "-c", "python:integration.web.gunicorn_config",
+                            "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "wsgi:app"], env=env,
+                           start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker_cmd = [sys.executable, "-m", "integration.cli", "worker"] + (["--simple"] if args.worker == "simple" else [])
     base = f"http://127.0.0.1:{port}"

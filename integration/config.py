@@ -55,6 +55,12 @@ def _non_negative_int(name: str, value: str) -> int:
     return int(value)
 
 
+def _positive_int(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise ConfigError(f"{name}: must be a whole number above 0 (got {value!r})")
+    return int(value)
+
+
 def _existing_file(name: str, value: str) -> str:
     if not Path(value).is_file():
         raise ConfigError(f"{name}: no such file: {value}")
@@ -84,6 +90,9 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LEADLOOP_QUEUE": (_text, "leadloop", "Name of the RQ queue."),
     "LEADLOOP_FLUSH_DELAY": (_non_negative_int, "2",
                              "Seconds the outbox waits to gather CRM writes into one batch."),
+    "LEADLOOP_SWEEP_SECONDS": (_positive_int, "60",
+                               "How often the sweeper runs (cron), and how long work may wait before it "
+                               "counts as lost and is requested again."),
     "LOG_LEVEL": (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "Log level."),
 }
 

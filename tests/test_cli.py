@@ -153,7 +153,8 @@ def test_lead_show_text_keeps_every_fact_in_readable_form(two_leads, config):
     assert [line[20:29].strip() for line in timeline[1:]] == ["event"] * 3 + ["score", "stage", "crm-write",
                                                                               "crm-write"]
     assert all(re.match(r"  \d{4}-\d\d-\d\d \d\d:\d\d  \S", line) for line in timeline[1:])
-    assert "web/content_download coverage-map" in text and "web/form_submit demo-request first_name=Ada" in text
+    assert "web/content_download coverage-map" in text
+    assert "web/form_submit demo-request company=Acme Logistics, country=DE, employees=250, first_name=Ada" in text
     assert "new -> mql (score)" in text
     free_mail = run(config, "lead", "show", "hubspot:502").stdout.decode()
     assert "−20 free-mail address (gmail.com)" in free_mail and "blog/grüße" in free_mail

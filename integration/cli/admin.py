@@ -34,32 +34,29 @@ def db_upgrade(runtime: Runtime) -> int:
               help="Run each job in this process instead of a forked one (faster; a crashing job ends the worker).")
 @pass_runtime
 def worker(runtime: Runtime, burst: bool, simple: bool) -> int:
-    """Run an RQ worker, with RQ's scheduler for delayed jobs (retries, batched flushes, SLA checks)."""
-    from rq import SimpleWorker, Worker
+    """Run an RQ worker, with RQ's scheduler for delayed jobs (retries, batched flushes, SLA checks).
 
+    It keeps running through Redis outages (it connects again with backoff).
+    """
     from integration import services
+    from integration.pipeline.workers import run_worker
 
     svc = runtime.services()
     services.install(svc)  # the jobs reach these services through services.current()
-    worker_class = SimpleWorker if simple else Worker
-    rq_worker = worker_class([svc.queue], connection=svc.redis)
-    rq_worker.work(with_scheduler=True, burst=burst, logging_level=svc.config["LOG_LEVEL"])
+    run_worker(svc, burst=burst, simple=simple)
     return OK
 
 
 @click.command(short_help="Run the periodic jobs (sweeper, SLA checks).")
 @pass_runtime
 def cron(runtime: Runtime) -> int:
-    """Run the periodic jobs: the sweeper every minute and the overdue SLA checks."""
-    from rq.cron import CronScheduler
+    """Run the periodic jobs: the sweeper every minute and the overdue SLA checks.
 
-    from integration.pipeline.jobs import CRON_JOBS
+    It keeps running through Redis outages (it connects again with backoff).
+    """
+    from integration.pipeline.workers import run_cron
 
-    svc = runtime.services()
-    scheduler = CronScheduler(connection=svc.redis, logging_level=svc.config["LOG_LEVEL"])
-    for func, interval in CRON_JOBS:
-        scheduler.register(func, queue_name=svc.queue.name, interval=interval)
-    scheduler.start()
+    run_cron(runtime.services())
     return OK
 
 

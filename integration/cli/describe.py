@@ -58,14 +58,15 @@ def timeline_text(what: str, detail: dict[str, Any], zone: tzinfo) -> str:
     if what == "event":
         properties = detail.get("properties") or {}
         extra = properties.get("asset") or properties.get("url") or properties.get("form") or ""
-        fields = ", ".join(f"{k}={v}" for k, v in (detail.get("fields") or {}).items())
+        # Sorted: PostgreSQL's JSONB keeps no key order, and the text must read the same on every store.
+        fields = ", ".join(f"{k}={v}" for k, v in sorted((detail.get("fields") or {}).items()))
         return f"{detail['source']}/{detail['kind']} {extra} {fields}".rstrip()
     if what == "score":
         return (f"{detail['score']:g} {detail['band']} {detail['grade']} mql={detail['mql']} "
                 f"[{detail['rules_version']}] {detail['summary']}")
     if what == "stage":
         cause = f"{detail['from']} -> {detail['to']} ({detail['cause']})"
-        facts = ", ".join(f"{k}={_plain(v)}" for k, v in (detail.get("detail") or {}).items())
+        facts = ", ".join(f"{k}={_plain(v)}" for k, v in sorted((detail.get("detail") or {}).items()))
         return f"{cause} {facts}".rstrip()
     what_it_sets = write_summary(detail["kind"], detail["payload"], zone)
     line = f"{detail['crm']} {detail['kind']} {detail['status']}: {what_it_sets}"

@@ -101,7 +101,7 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
         print(f"leadloop demo: SQLite {DEMO_DIR / 'demo.db'}, embedded Redis, CRM writes in shadow mode")
         logs = [open(DEMO_DIR / name, "w") for name in ("web.log", "worker.log")]  # noqa: SIM115
         processes.append(subprocess.Popen(
-            [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+            [str(bin_dir / "gunicorn"), "-c", "python:integration.web.gunicorn_config", "--bind", f"127.0.0.1:{port}",
              "--chdir", str(PROJECT_ROOT), "wsgi:app"], env=env, stdout=logs[0],
             stderr=subprocess.STDOUT, start_new_session=True))
         processes.append(subprocess.Popen(

@@ -5,7 +5,7 @@
   recorded and retried on its own (``integration.pipeline.failures``);
 - ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``);
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
-- ``sweep`` and ``sweep_slas`` (cron, ``CRON_JOBS``) re-request work a lost job left behind.
+- ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
 
 Retries are declared where the jobs are enqueued (``integration.pipeline.queue``); a job that
 fails raises, it never returns False.
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from connectors.base import CrmRateLimited
@@ -39,8 +40,6 @@ from integration.store.models import Lead, OutboxWrite
 
 log = logging.getLogger(__name__)
 
-#: How often the sweeper runs, and how long an event may wait unprocessed before it counts as lost.
-SWEEP_SECONDS = 60
 #: The cron safety net for SLA checks whose scheduled job was lost.
 SLA_SWEEP_SECONDS = 300
 
@@ -115,13 +114,17 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
 
 
 def sweep() -> dict[str, int]:
-    """Cron safety net: release marks of lost jobs, re-request stale events and pending writes."""
+    """Cron safety net: recover abandoned jobs, release marks of lost jobs, re-request stale
+    events and pending writes."""
     svc = services.current()
+    # RQ's own abandoned-job handling: a job whose worker died (its heartbeat lapsed) is
+    # retried, or failed when out of retries; either way its pending mark is then released.
+    StartedJobRegistry(queue=svc.queue).cleanup()
     marks = [key.decode() for key in svc.redis.scan_iter("leadloop:*-pending:*", count=1000)]
     released = release_stale_marks(svc.queue, marks)
     now = svc.now()
     with svc.sessions() as session:
-        stale = pending_lead_ids(session, now - timedelta(seconds=SWEEP_SECONDS), now)
+        stale = pending_lead_ids(session, now - timedelta(seconds=svc.config["LEADLOOP_SWEEP_SECONDS"]), now)
         crms = list(session.scalars(select(OutboxWrite.crm).where(OutboxWrite.status == "pending")
                                     .group_by(OutboxWrite.crm)))
     request_rescore(svc.queue, stale)
@@ -142,8 +145,7 @@ def sweep_slas() -> dict[str, int]:
     return {"due": len(due)}
 
 
-#: The cron table (``leadloop cron``): job, interval in seconds.
-CRON_JOBS: tuple[tuple[Callable[[], dict[str, int]], int], ...] = (
-    (sweep, SWEEP_SECONDS),
-    (sweep_slas, SLA_SWEEP_SECONDS),
-)
+def cron_jobs(config: Mapping[str, Any]) -> list[tuple[Callable[[], dict[str, int]], int]]:
+    """The cron table (``leadloop cron``): job, interval in seconds. The sweeper runs every
+    ``LEADLOOP_SWEEP_SECONDS`` and re-requests work older than that."""
+    return [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS)]

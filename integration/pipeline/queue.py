@@ -26,7 +26,9 @@ PENDING_TTL = 3600
 #: Declared retries (RQ schedules them): a DB hiccup or a CRM outage is retried with backoff,
 #: then the job lands in RQ's failed-job registry (our dead letters) and the sweeper picks the
 #: stored work up again.
-RESCORE_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
+#: The first retry is at once: a job abandoned by a killed worker must not wait for RQ's
+#: scheduler, whose lock the dead worker may still hold for a minute.
+RESCORE_RETRY = Retry(max=5, interval=[0, 30, 120, 600, 1800])
 FLUSH_RETRY = Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600])
 
 

@@ -3,6 +3,7 @@
 Status policy (the same for HubSpot, Salesforce and the generic intake):
 
 - body larger than the endpoint allows      -> 413, nothing read further
+- body not arriving in time (slow client)  -> 408
 - missing, bad or stale signature / token  -> 401, checked over the raw bytes before parsing
 - unparseable or invalid payload           -> 400 with every reason we found
 - known but ignored event types            -> stored, 200 (so the sender stops retrying)
@@ -32,9 +33,12 @@ from integration.services import Services
 from integration.store.events import store_events
 from integration.store.validation import batch_problems
 from integration.web import intake
+from integration.web.body_deadline import WATCH
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 3
+#: How long a whole request body may take to arrive (enforced under gunicorn).
+BODY_READ_SECONDS = 10
 #: Most reasons one refusal lists.
 MAX_REASONS = 100
 #: What a parser raises on input it did not foresee; answered 400 (401 before authentication).
@@ -66,10 +70,28 @@ def public_url(config: dict[str, Any]) -> str:
     return base + raw_uri
 
 
+class SlowBody(Exception):
+    """The body did not arrive within ``BODY_READ_SECONDS``."""
+
+
 def _read_body(limit: int) -> bytes | None:
+    """The raw body, or None when it is larger than ``limit``.
+
+    The whole body must arrive within ``BODY_READ_SECONDS`` (under gunicorn a watcher cuts off a
+    read that takes longer, ``integration.web.body_deadline``): a client that trickles or stalls
+    its upload frees the thread (``SlowBody``).
+    """
     if request.content_length is not None and request.content_length > limit:
         return None
-    body = request.stream.read(limit + 1)
+    with WATCH.deadline(request.environ.get("gunicorn.socket"), BODY_READ_SECONDS) as reading:
+        try:
+            body = request.stream.read(limit + 1)
+        except Exception as exc:  # noqa: BLE001 - the read ended early: cut off, or the client left
+            if reading.is_overdue():
+                raise SlowBody() from exc
+            raise
+        if reading.is_overdue():
+            raise SlowBody()
     return None if len(body) > limit else body
 
 
@@ -83,7 +105,12 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         body, code, headers = error_response(status, reason)
         return current_app.make_response((body, code, headers))
 
-    body = _read_body(endpoint.max_body)
+    try:
+        body = _read_body(endpoint.max_body)
+    except SlowBody:
+        response = refuse(408, f"the body did not arrive within {BODY_READ_SECONDS} seconds")
+        response.headers["Connection"] = "close"
+        return response
     if body is None:
         return refuse(413, f"body larger than {endpoint.max_body} bytes")
     inbound = InboundRequest(method=request.method, url=public_url(svc.config), headers=request.headers,
