@@ -125,6 +125,7 @@ def running_app(config: dict[str, Any], **settings: str) -> Iterator[Any]:
         svc = app.extensions["leadloop"]
         svc.engine.dispose()
         svc.redis.close()
+        svc.telemetry.close()
 
 
 @pytest.fixture

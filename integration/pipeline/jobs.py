@@ -23,6 +23,7 @@ from sqlalchemy import select
 from connectors.base import CrmRateLimited
 from integration import services
 from integration.pipeline.hydrate import hydrate_from_crm
+from integration.pipeline.observed import observed_job
 from integration.pipeline.outbox import lock_pending, send_batch
 from integration.pipeline.processing import check_sla, process_lead
 from integration.pipeline.queue import (
@@ -43,6 +44,7 @@ SWEEP_SECONDS = 60
 SLA_SWEEP_SECONDS = 300
 
 
+@observed_job
 def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     """Process the pending events of ``lead_ids``; return counts. Raises on storage errors."""
     svc = services.current()
@@ -62,6 +64,7 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     return {"leads": len(lead_ids), "scored": scored}
 
 
+@observed_job
 def flush_outbox(crm: str) -> dict[str, Any]:
     """Send ``crm``'s pending writes in batches (or, in shadow mode, record them as sent-to-none).
 
@@ -95,6 +98,7 @@ def flush_outbox(crm: str) -> dict[str, Any]:
     return dict(totals)
 
 
+@observed_job
 def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     """At a hand-off's due time: if sales did not act, escalate (remind, reassign, recycle)."""
     svc = services.current()
@@ -106,6 +110,7 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     return report
 
 
+@observed_job
 def sweep() -> dict[str, int]:
     """Cron safety net: release marks of lost jobs, re-request stale events and pending writes."""
     svc = services.current()
@@ -122,6 +127,7 @@ def sweep() -> dict[str, int]:
     return {"released": released, "leads": len(stale), "crms": len(crms)}
 
 
+@observed_job
 def sweep_slas() -> dict[str, int]:
     """Cron: run the SLA checks that are overdue (their scheduled job was lost)."""
     svc = services.current()

@@ -80,6 +80,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
 
     def refuse(status: int, reason: str) -> Response:
         log.info("webhook %s refused: %s %s", endpoint.name, status, reason)
+        svc.telemetry.count("leadloop_webhook_refusals", endpoint=endpoint.name, status=str(status))
         body, code, headers = error_response(status, reason)
         return current_app.make_response((body, code, headers))
 
@@ -130,6 +131,10 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
             log.error("webhook %s: store unavailable (%s)", endpoint.name, type(exc.orig).__name__)
             return refuse(503, "store unavailable, retry later")
     assert result is not None
+    for outcome, amount in (("accepted", result.accepted - result.ignored), ("ignored", result.ignored),
+                            ("duplicate", result.duplicates)):
+        if amount:
+            svc.telemetry.count("leadloop_webhook_events", amount, endpoint=endpoint.name, outcome=outcome)
     if result.lead_ids:
         try:
             request_rescore(svc.queue, result.lead_ids)
