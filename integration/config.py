@@ -85,6 +85,8 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LEADLOOP_FLUSH_DELAY": (_non_negative_int, "2",
                              "Seconds the outbox waits to gather CRM writes into one batch."),
     "LOG_LEVEL": (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "Log level."),
+    "LOG_FORMAT": (_choice("text", "json"), "text",
+                   "`text`: one readable line per record. `json`: one JSON object per line."),
     "LEADLOOP_METRICS_TOKENS": (_text, None,
                                 "Comma-separated bearer tokens `GET /metrics` requires (several = rotation). "
                                 "Unset: `/metrics` is open; restrict it at the proxy."),

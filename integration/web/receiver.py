@@ -79,7 +79,10 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
     error_response = endpoint.error_response or json_error
 
     def refuse(status: int, reason: str) -> Response:
-        log.info("webhook %s refused: %s %s", endpoint.name, status, reason)
+        # A 400's reasons can quote the payload (a value that is not a number, an unknown type):
+        # they go back to the sender, never into the log. The other refusals' reasons are ours.
+        log.info("webhook %s refused: %s %s", endpoint.name, status,
+                 "(the reasons are in the answer)" if status == 400 else reason)
         svc.telemetry.count("leadloop_webhook_refusals", endpoint=endpoint.name, status=str(status))
         body, code, headers = error_response(status, reason)
         return current_app.make_response((body, code, headers))
