@@ -94,6 +94,11 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
                                "How often the sweeper runs (cron), and how long work may wait before it "
                                "counts as lost and is requested again."),
     "LOG_LEVEL": (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "Log level."),
+    "LOG_FORMAT": (_choice("text", "json"), "text",
+                   "`text`: one readable line per record. `json`: one JSON object per line."),
+    "LEADLOOP_METRICS_TOKENS": (_text, None,
+                                "Comma-separated bearer tokens `GET /metrics` requires (several = rotation). "
+                                "Unset: `/metrics` is open; restrict it at the proxy."),
 }
 
 

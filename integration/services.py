@@ -1,4 +1,4 @@
-"""The process-wide services (database, Redis, queue, rules, clock, CRM clients), built once.
+"""The process-wide services (database, Redis, queue, rules, clock, CRM clients, metrics), built once.
 
 The web app hangs them on ``app.extensions["leadloop"]``; RQ jobs, which run outside any
 request, reach the same object through ``current()``. Both are built by ``Services.build``.
@@ -25,6 +25,7 @@ from connectors.base import Connector, CrmClient
 from integration.clock import Clock, system_clock
 from integration.config import load_config
 from integration.embedded_redis import ensure_embedded_redis
+from integration.telemetry import CountedCrmClient, Telemetry
 from scoring import Rules, load_rules_file
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Services:
     rules: Rules
     #: The one source of the current time for the web app and the jobs (tests pass their own).
     clock: Clock = system_clock
+    #: The metrics this process records (``integration.telemetry``); flushed per request and job.
+    telemetry: Telemetry = field(default_factory=lambda: Telemetry(None))
     _clients: dict[str, CrmClient] = field(default_factory=dict)
 
     @classmethod
@@ -90,7 +93,8 @@ class Services:
         queue = Queue(settings["LEADLOOP_QUEUE"], connection=redis)
         rules = load_rules_file(settings["LEADLOOP_RULES"], connectors.status_fields())
         return cls(config=settings, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
-                   redis=redis, queue=queue, rules=rules, clock=clock or system_clock)
+                   redis=redis, queue=queue, rules=rules, clock=clock or system_clock,
+                   telemetry=Telemetry.for_url(url))
 
     def now(self) -> datetime:
         """The current time, aware UTC, from this process's clock."""
@@ -110,9 +114,10 @@ class Services:
         return found is not None and found.can_read(self.config)
 
     def crm_client(self, crm: str) -> CrmClient:
-        """Return (and cache) the outbound client of connector ``crm``."""
+        """Return (and cache) the outbound client of connector ``crm``, its calls counted."""
         if crm not in self._clients:
-            self._clients[crm] = self.connector(crm).make_client(self.config, self.redis)
+            client = self.connector(crm).make_client(self.config, self.redis)
+            self._clients[crm] = CountedCrmClient(crm, client, self.telemetry)
         return self._clients[crm]
 
 

@@ -125,6 +125,7 @@ def running_app(config: dict[str, Any], **settings: str) -> Iterator[Any]:
         svc = app.extensions["leadloop"]
         svc.engine.dispose()
         svc.redis.close()
+        svc.telemetry.close()
 
 
 @pytest.fixture
@@ -149,9 +150,10 @@ def runner(app: Any) -> Any:
     return app.test_cli_runner()
 
 
-def drain(svc: Any, rounds: int = 20, horizon: float = 60) -> int:
+def drain(svc: Any, rounds: int = 20, horizon: float = 60, logging_level: str = "WARNING") -> int:
     """Run every queued job in this process, and every scheduled one due within ``horizon``
-    seconds of the services' clock (which tests may move); return how many ran."""
+    seconds of the services' clock (which tests may move); return how many ran. ``logging_level``
+    is the worker's, as ``leadloop worker`` sets it from ``LOG_LEVEL``."""
 
     def done() -> int:
         return svc.queue.finished_job_registry.count + svc.queue.failed_job_registry.count
@@ -166,7 +168,7 @@ def drain(svc: Any, rounds: int = 20, horizon: float = 60) -> int:
         if not len(svc.queue):
             break
         worker = SimpleWorker([svc.queue], connection=svc.redis)
-        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        worker.work(burst=True, with_scheduler=False, logging_level=logging_level)
     return done() - before
 
 

@@ -26,6 +26,7 @@ from connectors.base import CrmRateLimited
 from integration import services
 from integration.pipeline.failures import OUTAGES, record_failure
 from integration.pipeline.hydrate import hydrate_from_crm
+from integration.pipeline.observed import observed_job
 from integration.pipeline.outbox import lock_pending, send_batch
 from integration.pipeline.processing import check_sla, process_lead
 from integration.pipeline.queue import (
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 SLA_SWEEP_SECONDS = 300
 
 
+@observed_job
 def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     """Process the pending events of ``lead_ids``; return counts. Raises on storage errors."""
     svc = services.current()
@@ -69,6 +71,7 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     return {"leads": len(lead_ids), "scored": scored}
 
 
+@observed_job
 def flush_outbox(crm: str) -> dict[str, Any]:
     """Send ``crm``'s pending writes in batches (or, in shadow mode, record them as sent-to-none).
 
@@ -102,6 +105,7 @@ def flush_outbox(crm: str) -> dict[str, Any]:
     return dict(totals)
 
 
+@observed_job
 def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     """At a hand-off's due time: if sales did not act, escalate (remind, reassign, recycle)."""
     svc = services.current()
@@ -113,6 +117,7 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     return report
 
 
+@observed_job
 def sweep() -> dict[str, int]:
     """Cron safety net: recover abandoned jobs, release marks of lost jobs, re-request stale
     events and pending writes."""
@@ -133,6 +138,7 @@ def sweep() -> dict[str, int]:
     return {"released": released, "leads": len(stale), "crms": len(crms)}
 
 
+@observed_job
 def sweep_slas() -> dict[str, int]:
     """Cron: run the SLA checks that are overdue (their scheduled job was lost)."""
     svc = services.current()

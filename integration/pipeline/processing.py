@@ -294,7 +294,8 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         return outcome
     changes = CrmChanges()
     apply_feedback(session, svc, lead, status_changes, now, changes)
-    result = score_now(session, svc, lead, now)
+    with svc.telemetry.timed("leadloop_scoring_seconds"):
+        result = score_now(session, svc, lead, now)
     record_score(session, lead, result, now, seen)
     outcome.scored = True
     apply_score(session, svc, lead, result, now, changes)

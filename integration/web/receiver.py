@@ -101,7 +101,11 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
     error_response = endpoint.error_response or json_error
 
     def refuse(status: int, reason: str) -> Response:
-        log.info("webhook %s refused: %s %s", endpoint.name, status, reason)
+        # A 400's reasons can quote the payload (a value that is not a number, an unknown type):
+        # they go back to the sender, never into the log. The other refusals' reasons are ours.
+        log.info("webhook %s refused: %s %s", endpoint.name, status,
+                 "(the reasons are in the answer)" if status == 400 else reason)
+        svc.telemetry.count("leadloop_webhook_refusals", endpoint=endpoint.name, status=str(status))
         body, code, headers = error_response(status, reason)
         return current_app.make_response((body, code, headers))
 
@@ -157,6 +161,10 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
             log.error("webhook %s: store unavailable (%s)", endpoint.name, type(exc.orig).__name__)
             return refuse(503, "store unavailable, retry later")
     assert result is not None
+    for outcome, amount in (("accepted", result.accepted - result.ignored), ("ignored", result.ignored),
+                            ("duplicate", result.duplicates)):
+        if amount:
+            svc.telemetry.count("leadloop_webhook_events", amount, endpoint=endpoint.name, outcome=outcome)
     if result.lead_ids:
         try:
             request_rescore(svc.queue, result.lead_ids)
