@@ -79,13 +79,13 @@ def rules_file(tmp_path):
 def mock_crms(api: responses.RequestsMock, *, hubspot_down: bool) -> None:
     """HubSpot and Salesforce as live mode meets them; their answers carry the people's data."""
     if hubspot_down:
-        api.post(f"{HUBSPOT}/crm/v3/objects/contacts/batch/update", status=503,
+        api.post(f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/update", status=503,
                  json={"status": "error", "message": "Service unavailable", "category": "SERVICE_UNAVAILABLE"})
-    api.add_callback(responses.POST, f"{HUBSPOT}/crm/v3/objects/contacts/batch/update", callback=hubspot_ok,
+    api.add_callback(responses.POST, f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/update", callback=hubspot_ok,
                      content_type="application/json")
-    api.post(f"{HUBSPOT}/crm/v3/objects/tasks", status=201, json={"id": "9001", "properties": {}})
+    api.post(f"{HUBSPOT}/crm/objects/2026-03/tasks", status=201, json={"id": "9001", "properties": {}})
     person = PEOPLE[2]
-    api.post(f"{HUBSPOT}/crm/v3/objects/contacts/batch/read", json={"status": "COMPLETE", "results": [
+    api.post(f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/read", json={"status": "COMPLETE", "results": [
         {"id": person["crm_id"], "properties": {"email": person["email"], "firstname": person["first_name"],
                                                 "lastname": person["last_name"], "jobtitle": "VP Operations",
                                                 "company": "Acme Robotics"}}]})
@@ -192,7 +192,7 @@ def test_a_full_journey_logs_no_secret_and_no_personal_data(config, rules_file, 
     # The journey did what it says: hydration, the outage, the retried batch, the task, Salesforce.
     assert any(url.endswith("/contacts/batch/read") for url in calls)
     assert sum(url.endswith("/contacts/batch/update") for url in calls) >= 2
-    assert any(url.endswith("/objects/tasks") for url in calls)
+    assert any(url.endswith("/crm/objects/2026-03/tasks") for url in calls)
     assert any(url.endswith("/composite/sobjects") for url in calls)
     records = caplog.records
     assert any(r.name == "integration.web.app" and r.exc_info for r in records)  # the unhandled error

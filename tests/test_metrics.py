@@ -15,7 +15,7 @@ from integration.telemetry import Telemetry
 from tests.conftest import drain, post_events, post_hubspot, running_app, web_event
 
 HS_FIXTURES = Path(__file__).parent / "fixtures" / "hubspot"
-HS_UPDATE = "https://api.hubapi.com/crm/v3/objects/contacts/batch/update"
+HS_UPDATE = "https://api.hubapi.com/crm/objects/2026-03/contacts/batch/update"
 SF_TOKEN = "sf-path-token-0123456789abcdef"
 
 
@@ -158,17 +158,34 @@ def test_histograms_and_counters_round_trip_through_redis(redis_url, config):
 
 
 def test_a_failed_job_is_counted_as_failed(client, svc, monkeypatch):
+    from connectors.base import CrmError
+    from integration.pipeline import jobs
+
+    def crm_down(*_args: Any, **_kwargs: Any) -> Any:
+        raise CrmError("HubSpot is down")  # an outage fails the whole job (RQ retries it)
+
+    monkeypatch.setattr(jobs, "hydrate_from_crm", crm_down)
+    post_events(client, [web_event("f1")])
+    drain(svc, rounds=1)
+    samples = scrape(client)
+    # The job and its first retry (immediate: RESCORE_RETRY) both fail in this round; each run counts.
+    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="failed") == 2
+    assert ("leadloop_jobs_total", (("job", "rescore_leads"), ("outcome", "ok"))) not in samples
+
+
+def test_scoring_is_timed_even_when_it_raises(client, svc, monkeypatch):
     from integration.pipeline import processing
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("boom")
+        raise RuntimeError("boom")  # the lead's own failure: recorded on it, the job completes
 
     monkeypatch.setattr(processing, "score_now", broken)
     post_events(client, [web_event("f1")])
     drain(svc, rounds=1)
     samples = scrape(client)
-    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="failed") == 1
-    assert value(samples, "leadloop_scoring_seconds_count") == 1  # timed even when it raised
+    assert value(samples, "leadloop_scoring_seconds_count") == 1
+    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="ok") == 1
+    assert value(samples, "leadloop_leads_failing", state="retrying") == 1
 
 
 def test_openmetrics_when_the_scraper_asks_for_it(client):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select, update
 
 from integration.pipeline.failures import MAX_ATTEMPTS, failing_leads, release
@@ -61,6 +62,7 @@ def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantine
     assert poisoned.last_error.startswith("TypeError in ")
     with svc.sessions() as session:
         assert [lead.id for lead in failing_leads(session)] == [poisoned.id]
+    assert quarantined_gauge(client) == 1
 
     # The sweeper leaves a quarantined lead alone; a job naming it skips it.
     assert sweep()["leads"] == 0
@@ -80,6 +82,13 @@ def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantine
     assert (healed.failures, healed.last_error, healed.quarantined_at) == (0, None, None)
     with svc.sessions() as session:
         assert failing_leads(session) == []
+    assert quarantined_gauge(client) == 0
+
+
+def quarantined_gauge(client) -> float:
+    page = client.get("/metrics").get_data(as_text=True)
+    return next(sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+                if sample.name == "leadloop_leads_failing" and sample.labels == {"state": "quarantined"})
 
 
 def test_a_failure_record_names_no_personal_data(world):

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, Worker
 from rq.job import Job
 
+from integration.logs import configure_logging
 from integration.pipeline.jobs import cron_jobs
 from integration.services import Services
 
@@ -52,6 +53,8 @@ def run_worker(svc: Services, *, burst: bool = False, simple: bool = False,
     Redis with backoff. ``simple`` runs jobs in this process (RQ's ``SimpleWorker``, which
     renews no heartbeat while a job runs, so it keeps RQ's default grace)."""
 
+    configure_logging(svc.config["LOG_LEVEL"], svc.config["LOG_FORMAT"])
+
     def work() -> None:
         if simple:
             worker: Worker = SimpleWorker([svc.queue], connection=svc.redis,
@@ -67,6 +70,8 @@ def run_worker(svc: Services, *, burst: bool = False, simple: bool = False,
 def run_cron(svc: Services, *, sleep: Callable[[float], None] = time.sleep) -> None:
     """Enqueue the periodic jobs (``cron_jobs``) until stopped, reconnecting to Redis with backoff."""
     from rq.cron import CronScheduler
+
+    configure_logging(svc.config["LOG_LEVEL"], svc.config["LOG_FORMAT"])
 
     def schedule() -> None:
         scheduler = CronScheduler(connection=svc.redis, logging_level=svc.config["LOG_LEVEL"])

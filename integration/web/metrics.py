@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors.base import secret_list
 from integration.services import Services
-from integration.store.models import OutboxWrite
+from integration.store.models import Lead, OutboxWrite
 
 #: Label of a request no route matched (404, 405): its path is never a label.
 UNMATCHED = "unmatched"
@@ -51,7 +51,7 @@ class LeadloopCollector:
             found = []
             up.add_metric(["redis"], 0)
         try:
-            found.append(outbox_writes(self.svc))
+            found += [outbox_writes(self.svc), failing_leads(self.svc)]
             up.add_metric(["database"], 1)
         except DBAPIError:
             up.add_metric(["database"], 0)
@@ -85,6 +85,19 @@ def outbox_writes(svc: Services) -> GaugeMetricFamily:
                                  .order_by(OutboxWrite.crm, OutboxWrite.status)).all()
     for crm, status, count in counts:
         gauge.add_metric([crm, status], count)
+    return gauge
+
+
+def failing_leads(svc: Services) -> GaugeMetricFamily:
+    """Leads whose processing failed: waiting for a retry, or quarantined (``leadloop dead-letters``)."""
+    gauge = GaugeMetricFamily("leadloop_leads_failing",
+                              "Leads whose processing failed, by state: retrying (waiting for the next attempt) "
+                              "or quarantined (left alone until `leadloop dead-letters --retry`).", labels=["state"])
+    with svc.sessions() as session:
+        quarantined = session.scalar(select(func.count()).select_from(Lead).where(Lead.quarantined_at.is_not(None)))
+        failing = session.scalar(select(func.count()).select_from(Lead).where(Lead.failures > 0))
+    gauge.add_metric(["retrying"], (failing or 0) - (quarantined or 0))
+    gauge.add_metric(["quarantined"], quarantined or 0)
     return gauge
 
 
