@@ -7,7 +7,7 @@ import re
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -41,8 +41,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def two_leads(client, svc):
-    """hubspot:501 is a hot MQL with a task for its owner; hubspot:502 a free-mail lead with minus points."""
-    post_events(client, [
+    """hubspot:501 is a hot MQL with a task for its owner; hubspot:502 a free-mail lead with minus points.
+
+    The activity happened ten days before the test runs, so the decayed points read the same any day."""
+    when = (datetime.now(UTC) - timedelta(days=10)).isoformat()
+    post_events(client, [{**event, "occurred_at": when} for event in [
         web_event("f1", "form_submit", email="ada@acme-logistics.example", crm="hubspot", crm_id="501",
                   properties={"form": "demo-request", "fields": FIT}),
         web_event("c1", "contact_request", email="ada@acme-logistics.example", crm="hubspot", crm_id="501",
@@ -51,7 +54,7 @@ def two_leads(client, svc):
                   properties={"asset": "coverage-map"}),
         web_event("g1", "page_view", email="jürgen@gmail.com", crm="hubspot", crm_id="502",
                   properties={"url": "https://acme.example/blog/grüße"}),
-    ])
+    ]])
     drain(svc)
 
 
@@ -146,7 +149,7 @@ def test_lead_show_text_keeps_every_fact_in_readable_form(two_leads, config):
     assert "lead 1 hubspot:501  email=ada@acme-logistics.example  stage=mql  owner=REPLACE-rep-1" in text
     assert "band=hot" in text and "mql=yes" in text and "job_title=Operations Manager" in text
     assert "times in Europe/Berlin (the zone of owner REPLACE-rep-1)" in text
-    assert "+31.6 downloaded Coverage map" in text  # the reasons, in the rep's words
+    assert "+31.7 downloaded Coverage map (10 days ago, decays 50% per 30d)" in text  # the reasons, in the rep's words
     assert re.search(r"\n  \d{4}-\d\d-\d\d \d\d:\d\d  shadow  - +Call Ada Lovelace now", text)
     timeline = text.split("timeline:\n", 1)[1].splitlines()
     assert timeline[0].split() == ["WHEN", "WHAT", "DETAIL"]
