@@ -302,7 +302,8 @@ def test_dead_letters_retry_says_what_it_did(svc, config):
     assert listed.returncode == 0 and "failed jobs: 1" in text and "RuntimeError: the CRM said no" in text
     assert "failed CRM writes: 1" in text and re.search(r"#1  hubspot:3  update  +4  Property values", text)
     retried = run(config, "dead-letters", "--retry")
-    assert retried.stdout.decode().splitlines()[-1] == "requeued 1 job and 1 CRM write; the worker will retry them"
+    assert retried.stdout.decode().splitlines()[-1] == \
+        "requeued 1 job, 0 leads and 1 CRM write; the worker will retry them"
     assert svc.queue.failed_job_registry.count == 0
     with svc.sessions() as session:
         assert session.query(OutboxWrite).one().status == "pending"

@@ -13,7 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select, update
 
-from integration.pipeline.failures import MAX_ATTEMPTS, failing_leads, release
+from integration.cli.main import main as leadloop
+from integration.pipeline.failures import MAX_ATTEMPTS, failing_leads
 from integration.pipeline.jobs import sweep
 from integration.pipeline.queue import request_rescore
 from integration.store.models import Event, Lead
@@ -44,7 +45,16 @@ def poison(svc, lead_id: int) -> None:
             "raw": None, "processed_at": None}])
 
 
-def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantined(world):
+def dead_letters(config, monkeypatch, capsys, *args: str) -> str:
+    for name, value in config.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    assert leadloop(["dead-letters", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantined(world, config, monkeypatch,
+                                                                                    capsys):
     client, svc = world
     events = [web_event(f"e{i}", "page_view", email=email, occurred_at="2026-11-20T11:00:00+00:00",
                         properties={"url": "/pricing"}) for i, email in enumerate(EMAILS)]
@@ -64,6 +74,11 @@ def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantine
         assert [lead.id for lead in failing_leads(session)] == [poisoned.id]
     assert quarantined_gauge(client) == 1
 
+    # `leadloop dead-letters` lists it at once, with the error and no personal data.
+    listed = dead_letters(config, monkeypatch, capsys)
+    assert "failing leads: 1" in listed and f"email:{EMAILS[1]}  quarantined" in listed
+    assert f"{MAX_ATTEMPTS}" in listed and "TypeError in " in listed
+
     # The sweeper leaves a quarantined lead alone; a job naming it skips it.
     assert sweep()["leads"] == 0
     request_rescore(svc.queue, [poisoned.id])
@@ -74,8 +89,8 @@ def test_the_other_leads_of_the_job_are_scored_and_the_poison_lead_is_quarantine
     with svc.sessions.begin() as session:
         session.execute(update(Event).where(Event.event_key == "old-bad-1")
                         .values(properties={"asset": "coverage-map"}))
-        assert release(session) == [poisoned.id]
-    request_rescore(svc.queue, [poisoned.id])
+    retried = dead_letters(config, monkeypatch, capsys, "--retry")
+    assert retried.splitlines()[-1] == "requeued 0 jobs, 1 lead and 0 CRM writes; the worker will retry them"
     drain(svc)
     healed = leads_by_email(svc)[EMAILS[1]]
     assert healed.score is not None

@@ -74,18 +74,21 @@ def _write_json(write: Any, lead: Any) -> dict[str, Any]:
     return line
 
 
-@click.command("dead-letters", short_help="List failed jobs and CRM writes; --retry.")
+@click.command("dead-letters", short_help="List failed jobs, failing leads and CRM writes; --retry.")
 @click.option("--retry", is_flag=True,
-              help="Requeue the failed jobs and set the failed CRM writes back to pending, for the worker to retry.")
+              help="Requeue the failed jobs, release the failing and quarantined leads, and set the failed CRM "
+                   "writes back to pending, for the worker to retry.")
 @pass_runtime
 def dead_letters(runtime: Runtime, retry: bool) -> int:
-    """List the failed jobs (RQ's failed-job registry) and the CRM writes the CRM refused.
+    """List the failed jobs (RQ's failed-job registry), the leads whose processing fails (retrying
+    or quarantined after their last attempt) and the CRM writes the CRM refused.
 
     Fix the cause (the error is shown), then run it again with --retry.
     """
     from rq.job import Job
     from sqlalchemy import select
 
+    from integration.pipeline.failures import failing_leads, release
     from integration.store.models import Lead, OutboxWrite
 
     svc = runtime.services()
@@ -98,10 +101,22 @@ def dead_letters(runtime: Runtime, retry: bool) -> int:
                            for job in jobs], indent="  "):
             out(line)
     requeued_jobs = requeued_writes = 0
+    released: list[int] = []
     if retry:
         for job in jobs:
             registry.requeue(job.id)
             requeued_jobs += 1
+    with svc.sessions.begin() as session:
+        failing = failing_leads(session)
+        out(f"failing leads: {len(failing)}")
+        if failing:
+            for line in table(("LEAD", "STATE", "ATTEMPTS", "NEXT TRY", "ERROR"),
+                              [(lead.ref, "quarantined" if lead.quarantined_at else "retrying", lead.failures,
+                                minute(lead.retry_at, UTC) if lead.retry_at else "-", lead.last_error or "-")
+                               for lead in failing], indent="  "):
+                out(line)
+        if retry:
+            released = release(session)
     with svc.sessions.begin() as session:
         failed = session.execute(select(OutboxWrite, Lead).join(Lead, Lead.id == OutboxWrite.lead_id)
                                  .where(OutboxWrite.status == "failed").order_by(OutboxWrite.id)).all()
@@ -117,15 +132,19 @@ def dead_letters(runtime: Runtime, retry: bool) -> int:
             requeued_writes = len(failed)
     if not retry:
         return OK
-    if not requeued_jobs and not requeued_writes:
+    if not requeued_jobs and not requeued_writes and not released:
         out("nothing to retry")
         return OK
+    if released:
+        from integration.pipeline.queue import request_rescore
+
+        request_rescore(svc.queue, released)
     if requeued_writes:
         from integration.pipeline.jobs import sweep
 
         svc.queue.enqueue(sweep)  # the sweeper flushes the pending writes again
-    out(f"requeued {plural(requeued_jobs, 'job')} and {plural(requeued_writes, 'CRM write')}; "
-        "the worker will retry them")
+    out(f"requeued {plural(requeued_jobs, 'job')}, {plural(len(released), 'lead')} and "
+        f"{plural(requeued_writes, 'CRM write')}; the worker will retry them")
     return OK
 
 
