@@ -25,7 +25,7 @@ from types import ModuleType
 #: The modules compiled, in import order (each imports only those before it). ``phones`` stays
 #: interpreted: it unpacks tuples from phonenumbers internals whose stubs say less than they return,
 #: which compiled code would check (and its time is in the regex engine anyway).
-MODULES: tuple[str, ...] = ("wording", "fields", "checks", "matchers", "compiled", "engine")
+MODULES: tuple[str, ...] = ("wording", "fields", "checks", "matchers", "prepared", "engine")
 #: The compiled package's name.
 PACKAGE = "leadloop_native"
 #: Set to 1 (or true/yes) to score with the pure-Python modules even when the twin is built.
@@ -61,7 +61,7 @@ def implementation() -> ModuleType | None:
                       RuntimeWarning, stacklevel=2)
         return None
     try:
-        from leadloop_native import compiled, engine  # type: ignore[import-not-found]  # noqa: F401
+        from leadloop_native import engine, prepared  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as err:  # a build for another Python or a broken install
         warnings.warn(f"the compiled scoring modules do not load ({err}); scoring runs as pure Python",
                       RuntimeWarning, stacklevel=2)

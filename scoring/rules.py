@@ -18,8 +18,8 @@ import yaml
 from marshmallow import ValidationError, fields
 
 from scoring import lifecycle_rules
-from scoring.compiled import CompiledRules, compile_rules
 from scoring.fields import BUILTIN_ACTIVITY_KINDS
+from scoring.prepared import PreparedRules, prepare_rules
 from scoring.rules_fields import unknown_key_message
 from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS, RulesFileSchema
 from scoring.rules_summary import describe_rules
@@ -53,7 +53,7 @@ class RulesError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class Rules:
-    """Validated, compiled rules, ready for ``score_lead``."""
+    """Validated, prepared rules, ready for ``score_lead``."""
 
     #: The normalised loaded data (defaults filled, durations spelled canonically).
     data: dict[str, Any]
@@ -64,7 +64,7 @@ class Rules:
     #: What ``scoring.lifecycle_rules.build`` returned for the lifecycle sections.
     lifecycle: Any
     source: str = "<string>"
-    compiled: CompiledRules = field(repr=False, default=None)  # type: ignore[assignment]
+    prepared: PreparedRules = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def name(self) -> str:
@@ -155,15 +155,15 @@ def load_rules(text: str, source: str = "<string>") -> Rules:
         raise RulesError(sorted(dict.fromkeys(errors), key=_natural), source)
     kinds = BUILTIN_ACTIVITY_KINDS | frozenset(data["activity_kinds"])
     return Rules(data=data, version=rules_version(data), activity_kinds=kinds, lifecycle=lifecycle,
-                 source=source, compiled=_compile(data))
+                 source=source, prepared=_prepare(data))
 
 
-def _compile(data: Mapping[str, Any]) -> CompiledRules:
-    """Compile with the compiled twin's ``compile_rules`` when it is active (``scoring.native``)."""
+def _prepare(data: Mapping[str, Any]) -> PreparedRules:
+    """Prepare with the compiled twin's ``prepare_rules`` when it is active (``scoring.native``)."""
     from scoring import native
 
     twin = native.implementation()
-    return twin.compiled.compile_rules(data) if twin is not None else compile_rules(data)
+    return twin.prepared.prepare_rules(data) if twin is not None else prepare_rules(data)
 
 
 def load_rules_file(path: str | Path) -> Rules:

@@ -17,16 +17,16 @@ import pytest
 import scoring
 from bench.scoring import AS_OF, make_profile, make_signals
 from scoring import Rules, Signal, load_rules_file, native
-from scoring import compiled as pure_compiled
 from scoring import engine as pure_engine
+from scoring import prepared as pure_prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_FILES = [ROOT / "rules" / "leadloop.yaml", ROOT / "tests" / "fixtures" / "rules" / "digest-rules.yaml"]
 
 
 def _pure(rules: Rules) -> Rules:
-    """The same rules compiled by the pure-Python ``compile_rules``."""
-    return dataclasses.replace(rules, compiled=pure_compiled.compile_rules(rules.data))
+    """The same rules prepared by the pure-Python ``prepare_rules``."""
+    return dataclasses.replace(rules, prepared=pure_prepared.prepare_rules(rules.data))
 
 
 def _bits(value: object) -> object:
@@ -46,7 +46,7 @@ def test_twin_is_active_unless_pure_python_is_requested() -> None:
         twin = native.implementation()
         assert twin is not None, "leadloop_native missing or stale: run scripts/build_native.py"
         assert scoring.score_lead is twin.engine.score_lead
-        assert type(load_rules_file(RULES_FILES[0]).compiled) is twin.compiled.CompiledRules
+        assert type(load_rules_file(RULES_FILES[0]).prepared) is twin.prepared.PreparedRules
 
 
 @pytest.mark.parametrize("rules_file", RULES_FILES, ids=lambda p: p.name)
@@ -94,7 +94,7 @@ def test_build_script_records_the_digest_it_compiled(tmp_path: Path) -> None:
     assert [p.stem for p in paths] == list(native.MODULES)
     assert build.installed_digest(tmp_path, "leadloop_native") == "ab12"
     engine_copy = (tmp_path / "leadloop_native" / "engine.py").read_text()
-    assert "from leadloop_native.compiled import" in engine_copy and "from scoring.compiled import" not in engine_copy
+    assert "from leadloop_native.prepared import" in engine_copy and "from scoring.prepared import" not in engine_copy
     assert "from scoring.model import" in engine_copy  # the result types stay the pure ones
 
 

@@ -1,4 +1,4 @@
-"""The rules file compiled once at load into matchers the engine runs per lead.
+"""The rules file prepared once at load into matchers the engine runs per lead.
 
 Everything that can be decided when the file loads is decided here: regexes and URL globs are
 compiled, decay turned into rate constants, signal checks indexed by event kind, domain
@@ -155,7 +155,7 @@ def _fit_rule(spec: Mapping[str, Any]) -> FitRule:
 
 
 @dataclass
-class CompiledRules:
+class PreparedRules:
     assets: dict[str, Asset]
     router: SignalRouter
     fit: list[FitRule]
@@ -278,8 +278,8 @@ def _domain_flags(free: frozenset[str], disposable: frozenset[str], students: fr
     return flags
 
 
-def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
-    """Return the compiled form of validated rules data (``Rules.data``)."""
+def prepare_rules(data: Mapping[str, Any]) -> PreparedRules:
+    """Return the prepared form of validated rules data (``Rules.data``)."""
     assets = {asset_id: Asset(asset_id, spec["name"], spec["intent"], frozenset(spec.get("tags", ())))
               for asset_id, spec in data["assets"].items()}
     index = _Indexer(assets)
@@ -302,7 +302,7 @@ def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
     priority = [index.rule(s, priority=s["priority"]) for s in data["priority"]]
     disqualify = [index.rule(s) for s in data["disqualify"]]
     bands = data["bands"]
-    return CompiledRules(
+    return PreparedRules(
         assets=assets,
         fit=[_fit_rule(spec) for spec in data["fit"]],
         grades=tuple((data["grades"][g], g) for g in ("A", "B", "C")),
