@@ -16,10 +16,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from scoring.checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
-from scoring.fields import country_code, is_present, split_email, website_domain
 from scoring.model import LeadProfile, ScoreResult, Signal
-from scoring.prepared import (
+from scoring.rules import Rules
+
+from .checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
+from .fields import country_code, is_present, split_email, website_domain
+from .prepared import (
     BAND_RANK,
     Condition,
     ConditionRule,
@@ -29,8 +31,7 @@ from scoring.prepared import (
     draft,
     remember,
 )
-from scoring.rules import Rules
-from scoring.wording import build_summary, describe_age, fill_asset, format_points
+from .wording import build_summary, describe_age, fill_asset, format_points
 
 PENALTY_RULE = "recycle_penalty"
 

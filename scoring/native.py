@@ -22,9 +22,11 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-#: The modules compiled, in import order (each imports only those before it). ``phones`` stays
-#: interpreted: it unpacks tuples from phonenumbers internals whose stubs say less than they return,
-#: which compiled code would check (and its time is in the regex engine anyway).
+#: The modules compiled, in import order (each imports only those before it). They import each
+#: other relatively (``from .fields import ...``) and the rest of scoring absolutely, so the twin is
+#: a plain copy of them: its modules use each other and the pure ``scoring.model``, ``rules``, ... .
+#: ``phones`` stays interpreted: it unpacks tuples from phonenumbers internals whose stubs say less
+#: than they return, which compiled code would check (and its time is in the regex engine anyway).
 MODULES: tuple[str, ...] = ("wording", "fields", "checks", "matchers", "prepared", "engine")
 #: The compiled package's name.
 PACKAGE = "leadloop_native"

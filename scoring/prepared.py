@@ -15,8 +15,12 @@ from dataclasses import field as _field
 from functools import lru_cache
 from typing import Any
 
-from scoring.checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, domain_matches, suffix_matcher
-from scoring.matchers import (
+from scoring.model import Reason
+from scoring.rules_fields import duration_seconds
+from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
+
+from .checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, domain_matches, suffix_matcher
+from .matchers import (
     TARGET_CONDITION,
     TARGET_NEGATIVE,
     TARGET_RULE,
@@ -27,10 +31,7 @@ from scoring.matchers import (
     field_test,
     signal_matcher,
 )
-from scoring.model import Reason
-from scoring.rules_fields import duration_seconds
-from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
-from scoring.wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay, format_points
+from .wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay, format_points
 
 BAND_RANK: Mapping[str, int] = {band: rank for rank, band in enumerate(BAND_NAMES)}
 

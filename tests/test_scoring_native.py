@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import random
 import shutil
@@ -11,6 +10,7 @@ import struct
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -85,17 +85,17 @@ def test_a_changed_source_is_not_the_twin_it_was_built_from(tmp_path: Path) -> N
     assert native.source_digest(copy) != native.source_digest()
 
 
-def test_build_script_records_the_digest_it_compiled(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("build_native", ROOT / "scripts" / "build_native.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    info = build._native_info()
-    paths = build.write_sources(info, tmp_path / "leadloop_native", "ab12")
-    assert [p.stem for p in paths] == list(native.MODULES)
-    assert build.installed_digest(tmp_path, "leadloop_native") == "ab12"
-    engine_copy = (tmp_path / "leadloop_native" / "engine.py").read_text()
-    assert "from leadloop_native.prepared import" in engine_copy and "from scoring.prepared import" not in engine_copy
-    assert "from scoring.model import" in engine_copy  # the result types stay the pure ones
+def test_twin_modules_use_each_other_not_the_pure_ones() -> None:
+    # The twin is a plain copy of the modules (they import each other relatively): one that imported a
+    # sibling as scoring.<sibling> would run the pure sibling, and mix the two kinds of PreparedRules.
+    twin = native.implementation()
+    if twin is None:
+        pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
+    pure_siblings = {f"scoring.{name}" for name in native.MODULES}
+    for name in native.MODULES:
+        for attribute, value in vars(getattr(twin, name)).items():
+            origin = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            assert origin not in pure_siblings, f"leadloop_native.{name}.{attribute} comes from {origin}"
 
 
 def test_pure_python_can_be_requested(monkeypatch: pytest.MonkeyPatch) -> None:
