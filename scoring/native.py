@@ -18,9 +18,15 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from scoring.model import ScoreResult
+    from scoring.prepared import PreparedRules
 
 #: The modules compiled, in import order (each imports only those before it). They import each
 #: other relatively (``from .fields import ...``) and the rest of scoring absolutely, so the twin is
@@ -49,7 +55,7 @@ def pure_python_requested() -> bool:
 
 
 @cache
-def implementation() -> ModuleType | None:
+def twin() -> ModuleType | None:
     """Return the ``leadloop_native`` package if it is built, current and wanted, else None."""
     if pure_python_requested():
         return None
@@ -71,6 +77,31 @@ def implementation() -> ModuleType | None:
     return leadloop_native
 
 
+class Implementation(NamedTuple):
+    """What scoring runs; the twin's ``score_lead`` needs rules made by the twin's ``prepare_rules``."""
+
+    #: ``"compiled"`` or ``"pure Python"``.
+    name: str
+    #: ``scoring.score_lead``.
+    score_lead: Callable[..., ScoreResult]
+    #: What ``scoring.rules.load_rules`` prepares ``Rules.prepared`` with.
+    prepare_rules: Callable[[Mapping[str, Any]], PreparedRules]
+
+
+def implementation() -> Implementation:
+    """Return the twin's ``score_lead`` and ``prepare_rules`` when ``twin()`` has it, else the pure ones.
+
+    The one place that chooses: ``scoring.score_lead`` and ``scoring.rules.load_rules`` take theirs
+    from here.
+    """
+    compiled = twin()
+    if compiled is not None:
+        return Implementation("compiled", compiled.engine.score_lead, compiled.prepared.prepare_rules)
+    from scoring import engine, prepared  # not at the top: they import the scoring package
+
+    return Implementation("pure Python", engine.score_lead, prepared.prepare_rules)
+
+
 def active() -> str:
     """Return ``"compiled"`` or ``"pure Python"``: what ``score_lead`` runs as in this process."""
-    return "compiled" if implementation() is not None else "pure Python"
+    return implementation().name

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError, fields
 
-from scoring import lifecycle_rules
+from scoring import lifecycle_rules, native
 from scoring.fields import BUILTIN_ACTIVITY_KINDS
-from scoring.prepared import PreparedRules, prepare_rules
+from scoring.prepared import PreparedRules
 from scoring.rules_fields import unknown_key_message
 from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS, RulesFileSchema
 from scoring.rules_summary import describe_rules
@@ -155,15 +155,7 @@ def load_rules(text: str, source: str = "<string>") -> Rules:
         raise RulesError(sorted(dict.fromkeys(errors), key=_natural), source)
     kinds = BUILTIN_ACTIVITY_KINDS | frozenset(data["activity_kinds"])
     return Rules(data=data, version=rules_version(data), activity_kinds=kinds, lifecycle=lifecycle,
-                 source=source, prepared=_prepare(data))
-
-
-def _prepare(data: Mapping[str, Any]) -> PreparedRules:
-    """Prepare with the compiled twin's ``prepare_rules`` when it is active (``scoring.native``)."""
-    from scoring import native
-
-    twin = native.implementation()
-    return twin.prepared.prepare_rules(data) if twin is not None else prepare_rules(data)
+                 source=source, prepared=native.implementation().prepare_rules(data))
 
 
 def load_rules_file(path: str | Path) -> Rules:

@@ -41,9 +41,9 @@ def _bits(value: object) -> object:
 def test_twin_is_active_unless_pure_python_is_requested() -> None:
     # bootstrap builds it; a failed build would otherwise only show as slow scoring.
     if native.pure_python_requested():
-        assert native.implementation() is None and scoring.score_lead is pure_engine.score_lead
+        assert native.twin() is None and scoring.score_lead is pure_engine.score_lead
     else:
-        twin = native.implementation()
+        twin = native.twin()
         assert twin is not None, "leadloop_native missing or stale: run scripts/build_native.py"
         assert scoring.score_lead is twin.engine.score_lead
         assert type(load_rules_file(RULES_FILES[0]).prepared) is twin.prepared.PreparedRules
@@ -51,7 +51,7 @@ def test_twin_is_active_unless_pure_python_is_requested() -> None:
 
 @pytest.mark.parametrize("rules_file", RULES_FILES, ids=lambda p: p.name)
 def test_twin_scores_exactly_like_pure_python(rules_file: Path) -> None:
-    twin = native.implementation()
+    twin = native.twin()
     if twin is None:
         pytest.fail("no compiled twin in this environment to compare (LEADLOOP_PURE_PYTHON set or not built)")
     rules = load_rules_file(rules_file)
@@ -88,7 +88,7 @@ def test_a_changed_source_is_not_the_twin_it_was_built_from(tmp_path: Path) -> N
 def test_twin_modules_use_each_other_not_the_pure_ones() -> None:
     # The twin is a plain copy of the modules (they import each other relatively): one that imported a
     # sibling as scoring.<sibling> would run the pure sibling, and mix the two kinds of PreparedRules.
-    twin = native.implementation()
+    twin = native.twin()
     if twin is None:
         pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
     pure_siblings = {f"scoring.{name}" for name in native.MODULES}
@@ -99,14 +99,15 @@ def test_twin_modules_use_each_other_not_the_pure_ones() -> None:
 
 
 def test_pure_python_can_be_requested(monkeypatch: pytest.MonkeyPatch) -> None:
-    native.implementation.cache_clear()
+    native.twin.cache_clear()
     try:
         monkeypatch.setenv(native.PURE_PYTHON_VARIABLE, "1")
-        assert native.implementation() is None and native.active() == "pure Python"
+        assert native.twin() is None and native.active() == "pure Python"
+        assert native.implementation() == ("pure Python", pure_engine.score_lead, pure_prepared.prepare_rules)
     finally:
         monkeypatch.delenv(native.PURE_PYTHON_VARIABLE)
-        native.implementation.cache_clear()
-    assert native.implementation() is (None if native.pure_python_requested() else sys.modules["leadloop_native"])
+        native.twin.cache_clear()
+    assert native.twin() is (None if native.pure_python_requested() else sys.modules["leadloop_native"])
 
 
 def _round1_cases() -> list[float]:
@@ -122,7 +123,7 @@ def _round1_cases() -> list[float]:
 @pytest.mark.parametrize("implementation", ["pure", "compiled"])
 def test_round1_is_round_to_one_decimal_bit_for_bit(implementation: str) -> None:
     if implementation == "compiled":
-        twin = native.implementation()
+        twin = native.twin()
         if twin is None:
             pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
         round1 = twin.engine.round1
