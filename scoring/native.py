@@ -1,16 +1,17 @@
 """The compiled twin of scoring's hot path, used when it is built and matches the source.
 
-``scripts/build_native.py`` (run by ``scripts/bootstrap.sh``) compiles the modules in
-``MODULES`` with mypyc, from these very files, into the package ``leadloop_native`` in the
-virtualenv. It is the same code, only compiled (about 1.5x faster); the pure modules stay the
-source of truth and the fallback:
+Installing leadloop (``pip install .``, or ``pip install -e .`` as ``scripts/bootstrap.sh``
+does) compiles the modules in ``MODULES`` with mypyc, from these very files, into the package
+``leadloop_native`` (``setup.py``). It is the same code, only compiled (about 1.5x faster); the
+pure modules stay the source of truth and the fallback:
 
 - ``LEADLOOP_PURE_PYTHON=1`` turns the compiled twin off;
 - a twin built from other source (a file changed since the build) is ignored, with a warning,
   so an edit is never shadowed by a stale build;
 - no twin built (no compiler, a platform mypyc does not support): pure Python, same results.
 
-This module imports nothing heavy at the top: the build script loads it on its own.
+``implementation()`` is the one place that chooses. This module imports nothing heavy at the
+top: ``setup.py`` and ``scripts/bootstrap.sh`` load it on its own.
 """
 
 from __future__ import annotations
@@ -54,21 +55,30 @@ def pure_python_requested() -> bool:
     return os.environ.get(PURE_PYTHON_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def built_digest() -> str | None:
+    """Return the ``source_digest()`` the installed twin was built from, or None when none is installed."""
+    try:
+        import leadloop_native  # type: ignore[import-not-found]  # built by setup.py
+    except ImportError:
+        return None
+    return getattr(leadloop_native, "SOURCE_DIGEST", None)
+
+
 @cache
 def twin() -> ModuleType | None:
     """Return the ``leadloop_native`` package if it is built, current and wanted, else None."""
     if pure_python_requested():
         return None
-    try:
-        import leadloop_native  # type: ignore[import-not-found]  # built by scripts/build_native.py
-    except ImportError:
+    built = built_digest()
+    if built is None:
         return None
-    if getattr(leadloop_native, "SOURCE_DIGEST", None) != source_digest():
+    if built != source_digest():
         warnings.warn("the compiled scoring modules (leadloop_native) were built from other source; "
-                      "scoring runs as pure Python until scripts/build_native.py rebuilds them",
+                      "scoring runs as pure Python until leadloop is installed again (scripts/bootstrap.sh)",
                       RuntimeWarning, stacklevel=2)
         return None
     try:
+        import leadloop_native  # type: ignore[import-not-found]
         from leadloop_native import engine, prepared  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as err:  # a build for another Python or a broken install
         warnings.warn(f"the compiled scoring modules do not load ({err}); scoring runs as pure Python",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import shutil
 import struct
+import subprocess
 import sys
+import sysconfig
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -39,12 +43,12 @@ def _bits(value: object) -> object:
 
 
 def test_twin_is_active_unless_pure_python_is_requested() -> None:
-    # bootstrap builds it; a failed build would otherwise only show as slow scoring.
+    # Installing leadloop builds it; a failed build would otherwise only show as slow scoring.
     if native.pure_python_requested():
         assert native.twin() is None and scoring.score_lead is pure_engine.score_lead
     else:
         twin = native.twin()
-        assert twin is not None, "leadloop_native missing or stale: run scripts/build_native.py"
+        assert twin is not None, "leadloop_native missing or stale: run scripts/bootstrap.sh"
         assert scoring.score_lead is twin.engine.score_lead
         assert type(load_rules_file(RULES_FILES[0]).prepared) is twin.prepared.PreparedRules
 
@@ -96,6 +100,39 @@ def test_twin_modules_use_each_other_not_the_pure_ones() -> None:
         for attribute, value in vars(getattr(twin, name)).items():
             origin = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
             assert origin not in pure_siblings, f"leadloop_native.{name}.{attribute} comes from {origin}"
+
+
+def test_the_wheel_carries_the_compiled_twin(tmp_path: Path) -> None:
+    # What `pip install .` installs, built from a copy of the sources in pip's isolated build
+    # environment (pyproject.toml's build requirements); ~20 s, the compile is most of it.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "scoring", source / "scoring", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy2(ROOT / name, source)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-v",
+                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("leadloop-*.whl")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    twin_files = {f"{native.PACKAGE}/{name}{suffix}" for name in (*native.MODULES, "lib__mypyc")}
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        record = {line.split(",")[0] for line in archive.read("leadloop-0.1.0.dist-info/RECORD").decode().splitlines()}
+        archive.extractall(tmp_path / "installed")
+    why = "\n".join(line for line in build.stderr.splitlines() if "hot path" in line)  # setup.py's warning
+    assert twin_files <= names, f"no compiled twin in the wheel: {why or 'see pip wheel -v'}"
+    assert {name for name in names if name.startswith(f"{native.PACKAGE}/")} == twin_files | {
+        f"{native.PACKAGE}/__init__.py"}  # compiled modules only, no copies of their source
+    assert twin_files <= record  # so pip uninstall removes them
+    # Installed, it is what scoring runs (from outside the repository, so nothing else is imported).
+    environment = {key: value for key, value in os.environ.items() if key != native.PURE_PYTHON_VARIABLE}
+    probe = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c",
+         "import scoring, scoring.native as n; print(n.active(), n.twin().__file__, scoring.score_lead.__module__)"],
+        cwd=tmp_path, env={**environment, "PYTHONPATH": str(tmp_path / "installed")},
+        capture_output=True, text=True)
+    assert probe.stdout.split() == ["compiled", str(tmp_path / "installed" / native.PACKAGE / "__init__.py"),
+                                    f"{native.PACKAGE}.engine"], probe.stderr
 
 
 def test_pure_python_can_be_requested(monkeypatch: pytest.MonkeyPatch) -> None:
