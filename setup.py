@@ -29,6 +29,10 @@ PACKAGE: str = NATIVE["PACKAGE"]
 WORK = Path("build", "native")
 #: Where an editable install keeps the built twin (``package_dir``); pip's other builds install it.
 EDITABLE_DIR = WORK / "lib" / PACKAGE
+#: mypyc's shared library for the compiled code (inside the package, named after ``group_name``).
+SHARED_LIBRARY = "lib"
+#: What mypyc makes: the shared library, and a small extension module per compiled module.
+TWIN_EXTENSIONS = sorted([f"{PACKAGE}.{SHARED_LIBRARY}__mypyc", *(f"{PACKAGE}.{name}" for name in NATIVE["MODULES"])])
 INIT = '''"""scoring's hot path compiled with mypyc by leadloop's build (setup.py); see scoring/native.py."""
 
 SOURCE_DIGEST = "{digest}"
@@ -59,7 +63,7 @@ def twin_extensions() -> list[Extension]:
     os.chdir(sources)  # mypy names the modules after their paths: leadloop_native/engine.py
     try:
         return mypycify([*options, *(str(p.relative_to(sources)) for p in paths)], opt_level="3",
-                        group_name=f"{PACKAGE}.lib", target_dir=str(ROOT / WORK / "c"))
+                        group_name=f"{PACKAGE}.{SHARED_LIBRARY}", target_dir=str(ROOT / WORK / "c"))
     finally:
         os.chdir(cwd)
 
@@ -67,50 +71,43 @@ def twin_extensions() -> list[Extension]:
 class BuildTwin(build_ext):
     """``build_ext`` for the twin: mypyc's extensions plus its ``__init__.py``; on failure, a warning and no twin."""
 
-    def finalize_options(self) -> None:
-        # mypyc makes the extensions (and their C code) before setuptools looks at them, as Cython does.
-        try:
-            self.distribution.ext_modules = twin_extensions()
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - no mypyc, a platform it does not support, ...
-            self.distribution.ext_modules = []
-            self._warn_no_twin(err)
-        super().finalize_options()
-
     def run(self) -> None:
         inplace = self.inplace  # setuptools turns it off while building, and leaves it off if that fails
         built = [Path(self.build_lib, PACKAGE)] + ([ROOT / EDITABLE_DIR] if inplace else [])
         for package in built:  # no half-old twin, and no .so overwritten under a running process
             shutil.rmtree(package, ignore_errors=True)
-        if not self.extensions:
-            return
-        if inplace:
-            self.mkpath(str(ROOT / EDITABLE_DIR))  # setuptools copies the extensions into it, but does not make it
         try:
+            self._take_mypyc_extensions()
+            if inplace:
+                self.mkpath(str(ROOT / EDITABLE_DIR))  # setuptools copies the extensions there, but does not make it
             super().run()
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - no C compiler, or it fails: leadloop installs
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - no mypyc or C compiler, a platform they do not support
             self.inplace, self.extensions = inplace, []
             for package in built:
                 shutil.rmtree(package, ignore_errors=True)
-            self._warn_no_twin(err)
+            self.warn(f"could not compile scoring's hot path ({type(err).__name__}: {err}); "
+                      "installing without it: scoring runs as pure Python (same results, slower)")
             return
         for package in built:
             self.copy_file(str(ROOT / WORK / "src" / PACKAGE / "__init__.py"), str(package / "__init__.py"))
+
+    def _take_mypyc_extensions(self) -> None:
+        # Generated here, not when setup.py starts: only a build needs them, and mypyc takes seconds.
+        # setup() declared the same names, which setuptools has set up its own state for.
+        generated = {extension.name: extension for extension in twin_extensions()}
+        if set(generated) != {extension.name for extension in self.extensions}:
+            raise RuntimeError(f"mypyc made the extensions {sorted(generated)}, setup.py expects {TWIN_EXTENSIONS}")
+        for extension in self.extensions:
+            vars(extension).update(vars(generated[extension.name]))  # sources, flags, include dirs, ...
 
     def get_outputs(self) -> list[str]:
         outputs = super().get_outputs()  # all in the package's directory
         return [*outputs, os.path.join(os.path.dirname(outputs[0]), "__init__.py")] if outputs else outputs
 
-    def get_source_files(self) -> list[str]:
-        return []  # the twin's source is scoring's, in the sdist already; not mypyc's C code in build/
-
-    def _warn_no_twin(self, err: BaseException) -> None:
-        self.warn(f"could not compile scoring's hot path ({type(err).__name__}: {err}); "
-                  "installing without it: scoring runs as pure Python (same results, slower)")
-
 
 setup(
-    # The module names, for setuptools to know leadloop has extensions; BuildTwin makes the real ones.
-    ext_modules=[Extension(f"{PACKAGE}.{name}", sources=[]) for name in NATIVE["MODULES"]],
+    # The names only, for setuptools to plan the build; BuildTwin fills them in from mypyc.
+    ext_modules=[Extension(name, sources=[]) for name in TWIN_EXTENSIONS],
     package_dir={PACKAGE: str(EDITABLE_DIR)},
     cmdclass={"build_ext": BuildTwin},
 )

@@ -75,14 +75,14 @@ def twin() -> ModuleType | None:
     if built != source_digest():
         warnings.warn("the compiled scoring modules (leadloop_native) were built from other source; "
                       "scoring runs as pure Python until leadloop is installed again (scripts/bootstrap.sh)",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return None
     try:
         import leadloop_native  # type: ignore[import-not-found]
         from leadloop_native import engine, prepared  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as err:  # a build for another Python or a broken install
         warnings.warn(f"the compiled scoring modules do not load ({err}); scoring runs as pure Python",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return None
     return leadloop_native
 
