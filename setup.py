@@ -50,7 +50,7 @@ def write_sources(target: Path) -> list[Path]:
 
 def twin_extensions() -> list[Extension]:
     """Return mypyc's extension modules for freshly written sources (raises when mypyc fails)."""
-    from mypyc.build import mypycify  # a build requirement (pyproject.toml), absent when setup.py only reads metadata
+    from mypyc.build import mypycify  # a build requirement; missing under --no-build-isolation without it
 
     sources = ROOT / WORK / "src"
     paths = write_sources(sources / PACKAGE)
