@@ -9,7 +9,6 @@ reading a rules file in ``load_rules_file``. Time is always an argument (``as_of
 """
 
 from scoring import native
-from scoring.engine import score_lead as _pure_score_lead
 from scoring.model import LeadProfile, Reason, ScoreResult, Signal
 from scoring.rules import (
     Rules,
@@ -21,9 +20,8 @@ from scoring.rules import (
     rules_version,
 )
 
-#: ``score_lead`` compiled (``scoring.native``) when built and current, else the pure function.
-_twin = native.implementation()
-score_lead = _twin.engine.score_lead if _twin is not None else _pure_score_lead
+#: ``score_lead``, compiled or pure Python: ``scoring.native`` chooses.
+score_lead = native.implementation().score_lead
 
 __all__ = [
     "LeadProfile", "Reason", "Rules", "RulesError", "ScoreResult", "Signal", "check_rules_file",

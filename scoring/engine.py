@@ -1,11 +1,11 @@
 """Score one lead: fit, engagement, negative signals, bands, overrides, MQL, reasons.
 
 Pure: the result depends only on the profile, the signals, the rules and ``as_of``; nothing
-here reads the clock, a file or the network. The rules were compiled at load
-(``scoring.compiled``), so this module only walks signals and adds numbers.
+here reads the clock, a file or the network. The rules were prepared at load
+(``scoring.prepared``), so this module only walks signals and adds numbers.
 
 Speed (``bench/scoring.py``): leads share most values (titles, domains, pages, reason texts),
-so test results, routes and finished ``Reason`` objects are kept on the compiled rules and
+so test results, routes and finished ``Reason`` objects are kept on the prepared rules and
 reused; what stays per lead is walking its signals, the decay arithmetic and the sorting.
 """
 
@@ -16,21 +16,22 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from scoring.checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
-from scoring.compiled import (
+from scoring.model import LeadProfile, ScoreResult, Signal
+from scoring.rules import Rules
+
+from .checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
+from .fields import country_code, is_present, split_email, website_domain
+from .prepared import (
     BAND_RANK,
-    CompiledRules,
     Condition,
     ConditionRule,
     Draft,
     EngagementRule,
+    PreparedRules,
     draft,
     remember,
 )
-from scoring.fields import country_code, is_present, split_email, website_domain
-from scoring.model import LeadProfile, ScoreResult, Signal
-from scoring.rules import Rules
-from scoring.wording import build_summary, describe_age, fill_asset, format_points
+from .wording import build_summary, describe_age, fill_asset, format_points
 
 PENALTY_RULE = "recycle_penalty"
 
@@ -52,8 +53,8 @@ def score_lead(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as
         raise ValueError("as_of must be timezone-aware")
     if not 0 <= penalty < _INF:
         raise ValueError(f"penalty must be a finite number of points >= 0, not {penalty!r}")
-    # The compiled twin (scoring.native) gets its own CompiledRules, from its own compile_rules.
-    compiled: CompiledRules = rules.compiled  # type: ignore[assignment]
+    # The compiled twin (scoring.native) gets its own PreparedRules, from its own prepare_rules.
+    compiled: PreparedRules = rules.prepared  # type: ignore[assignment]
     values, local, domain = _lead_values(profile.fields)
     drafts: list[Draft] = []
     fit_points = _fit(values, compiled, drafts)
@@ -160,7 +161,7 @@ def _lead_values(fields: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
     return values, local, domain
 
 
-def _fit(values: Mapping[str, Any], compiled: CompiledRules, drafts: list[Draft]) -> float:
+def _fit(values: Mapping[str, Any], compiled: PreparedRules, drafts: list[Draft]) -> float:
     total = 0.0
     for rule in compiled.fit:
         value = values.get(rule.field)
@@ -187,7 +188,7 @@ def _fit(values: Mapping[str, Any], compiled: CompiledRules, drafts: list[Draft]
 
 
 def _profile_negatives(values: Mapping[str, Any], local: str, domain: str,
-                       compiled: CompiledRules) -> dict[str, str]:
+                       compiled: PreparedRules) -> dict[str, str]:
     negatives = compiled.negatives
     fired: dict[str, str] = {}
     if domain:
@@ -223,7 +224,7 @@ def _profile_negatives(values: Mapping[str, Any], local: str, domain: str,
     return fired
 
 
-def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: CompiledRules,
+def _engagement(signals: Iterable[Signal], as_of: datetime, compiled: PreparedRules,
                 drafts: list[Draft]) -> tuple[list[float], list[str], dict[str, float], float]:
     """Walk the signals once; return condition hit ages and labels, bounce/unsubscribe ages, points."""
     router = compiled.router
@@ -440,7 +441,7 @@ def _override(drafts: list[Draft], rule: ConditionRule, prefix: str, condition: 
     drafts.append(found)
 
 
-def _band(score: float, compiled: CompiledRules, state: _State, drafts: list[Draft]) -> str:
+def _band(score: float, compiled: PreparedRules, state: _State, drafts: list[Draft]) -> str:
     band = "cold"
     for threshold, name in compiled.bands:
         if score >= threshold:
@@ -467,7 +468,7 @@ def _band(score: float, compiled: CompiledRules, state: _State, drafts: list[Dra
     return band
 
 
-def _priority(compiled: CompiledRules, state: _State, drafts: list[Draft]) -> str:
+def _priority(compiled: PreparedRules, state: _State, drafts: list[Draft]) -> str:
     for level in ("high", "low"):
         for rule in compiled.priority:
             if rule.priority != level:

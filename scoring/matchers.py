@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from scoring.fields import as_number, as_text, is_present, is_truthy
+from .fields import as_number, as_text, is_present, is_truthy
 
 #: What a kind-index entry feeds: an engagement rule, a signal condition, a negative signal
 #: (also the positions of those target lists in a ``Route``).

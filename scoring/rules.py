@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from scoring import lifecycle_rules
-from scoring.compiled import CompiledRules, compile_rules
+from scoring import lifecycle_rules, native
 from scoring.fields import BUILTIN_ACTIVITY_KINDS
 from scoring.lifecycle_schemas import CrmVocabulary, crm_section_errors
+from scoring.prepared import PreparedRules
 from scoring.rules_fields import unknown_key_message
 from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS, RulesFileSchema
 from scoring.rules_summary import describe_rules
@@ -54,7 +54,7 @@ class RulesError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class Rules:
-    """Validated, compiled rules, ready for ``score_lead``."""
+    """Validated, prepared rules, ready for ``score_lead``."""
 
     #: The normalised loaded data (defaults filled, durations spelled canonically).
     data: dict[str, Any]
@@ -65,7 +65,7 @@ class Rules:
     #: What ``scoring.lifecycle_rules.build`` returned for the lifecycle sections.
     lifecycle: Any
     source: str = "<string>"
-    compiled: CompiledRules = field(repr=False, default=None)  # type: ignore[assignment]
+    prepared: PreparedRules = field(repr=False, default=None)  # type: ignore[assignment]
     #: ``path: message`` lines for old spellings that still load (the old route syntax), each
     #: saying what to write instead; not part of the version.
     warnings: tuple[str, ...] = ()
@@ -165,15 +165,8 @@ def load_rules(text: str, source: str = "<string>", crm_vocabulary: CrmVocabular
         raise RulesError(sorted(dict.fromkeys(errors), key=_natural), source)
     kinds = BUILTIN_ACTIVITY_KINDS | frozenset(data["activity_kinds"])
     return Rules(data=data, version=rules_version(data), activity_kinds=kinds, lifecycle=lifecycle,
-                 source=source, compiled=_compile(data), warnings=tuple(lifecycle_rules.syntax_warnings(raw)))
-
-
-def _compile(data: Mapping[str, Any]) -> CompiledRules:
-    """Compile with the compiled twin's ``compile_rules`` when it is active (``scoring.native``)."""
-    from scoring import native
-
-    twin = native.implementation()
-    return twin.compiled.compile_rules(data) if twin is not None else compile_rules(data)
+                 source=source, prepared=native.implementation().prepare_rules(data),
+                 warnings=tuple(lifecycle_rules.syntax_warnings(raw)))
 
 
 def load_rules_file(path: str | Path, crm_vocabulary: CrmVocabulary | None = None) -> Rules:

@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
+import os
 import random
 import shutil
 import struct
+import subprocess
 import sys
+import sysconfig
+import zipfile
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import scoring
 from bench.scoring import AS_OF, make_profile, make_signals
 from scoring import Rules, Signal, load_rules_file, native
-from scoring import compiled as pure_compiled
 from scoring import engine as pure_engine
+from scoring import prepared as pure_prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_FILES = [ROOT / "rules" / "leadloop.yaml", ROOT / "tests" / "fixtures" / "rules" / "digest-rules.yaml"]
 
 
 def _pure(rules: Rules) -> Rules:
-    """The same rules compiled by the pure-Python ``compile_rules``."""
-    return dataclasses.replace(rules, compiled=pure_compiled.compile_rules(rules.data))
+    """The same rules prepared by the pure-Python ``prepare_rules``."""
+    return dataclasses.replace(rules, prepared=pure_prepared.prepare_rules(rules.data))
 
 
 def _bits(value: object) -> object:
@@ -39,19 +43,19 @@ def _bits(value: object) -> object:
 
 
 def test_twin_is_active_unless_pure_python_is_requested() -> None:
-    # bootstrap builds it; a failed build would otherwise only show as slow scoring.
+    # Installing leadloop builds it; a failed build would otherwise only show as slow scoring.
     if native.pure_python_requested():
-        assert native.implementation() is None and scoring.score_lead is pure_engine.score_lead
+        assert native.twin() is None and scoring.score_lead is pure_engine.score_lead
     else:
-        twin = native.implementation()
-        assert twin is not None, "leadloop_native missing or stale: run scripts/build_native.py"
+        twin = native.twin()
+        assert twin is not None, "leadloop_native missing or stale: run scripts/bootstrap.sh"
         assert scoring.score_lead is twin.engine.score_lead
-        assert type(load_rules_file(RULES_FILES[0]).compiled) is twin.compiled.CompiledRules
+        assert type(load_rules_file(RULES_FILES[0]).prepared) is twin.prepared.PreparedRules
 
 
 @pytest.mark.parametrize("rules_file", RULES_FILES, ids=lambda p: p.name)
 def test_twin_scores_exactly_like_pure_python(rules_file: Path) -> None:
-    twin = native.implementation()
+    twin = native.twin()
     if twin is None:
         pytest.fail("no compiled twin in this environment to compare (LEADLOOP_PURE_PYTHON set or not built)")
     rules = load_rules_file(rules_file)
@@ -85,28 +89,62 @@ def test_a_changed_source_is_not_the_twin_it_was_built_from(tmp_path: Path) -> N
     assert native.source_digest(copy) != native.source_digest()
 
 
-def test_build_script_records_the_digest_it_compiled(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("build_native", ROOT / "scripts" / "build_native.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    info = build._native_info()
-    paths = build.write_sources(info, tmp_path / "leadloop_native", "ab12")
-    assert [p.stem for p in paths] == list(native.MODULES)
-    assert build.installed_digest(tmp_path, "leadloop_native") == "ab12"
-    engine_copy = (tmp_path / "leadloop_native" / "engine.py").read_text()
-    assert "from leadloop_native.compiled import" in engine_copy and "from scoring.compiled import" not in engine_copy
-    assert "from scoring.model import" in engine_copy  # the result types stay the pure ones
+def test_twin_modules_use_each_other_not_the_pure_ones() -> None:
+    # The twin is a plain copy of the modules (they import each other relatively): one that imported a
+    # sibling as scoring.<sibling> would run the pure sibling, and mix the two kinds of PreparedRules.
+    twin = native.twin()
+    if twin is None:
+        pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
+    pure_siblings = {f"scoring.{name}" for name in native.MODULES}
+    for name in native.MODULES:
+        for attribute, value in vars(getattr(twin, name)).items():
+            origin = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            assert origin not in pure_siblings, f"leadloop_native.{name}.{attribute} comes from {origin}"
+
+
+def test_the_wheel_carries_the_compiled_twin(tmp_path: Path) -> None:
+    # What `pip install .` installs, built from a copy of the sources in pip's isolated build
+    # environment (pyproject.toml's build requirements); ~20 s, the compile is most of it.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "scoring", source / "scoring", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy2(ROOT / name, source)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-v",
+                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("leadloop-*.whl")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    twin_files = {f"{native.PACKAGE}/{name}{suffix}" for name in (*native.MODULES, "lib__mypyc")}
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        record = {line.split(",")[0] for line in archive.read("leadloop-0.1.0.dist-info/RECORD").decode().splitlines()}
+        archive.extractall(tmp_path / "installed")
+    why = "\n".join(line for line in build.stderr.splitlines() if "hot path" in line)  # setup.py's warning
+    assert twin_files <= names, f"no compiled twin in the wheel: {why or 'see pip wheel -v'}"
+    assert {name for name in names if name.startswith(f"{native.PACKAGE}/")} == twin_files | {
+        f"{native.PACKAGE}/__init__.py"}  # compiled modules only, no copies of their source
+    assert twin_files <= record  # so pip uninstall removes them
+    # Installed, it is what scoring runs (from outside the repository, so nothing else is imported).
+    environment = {key: value for key, value in os.environ.items() if key != native.PURE_PYTHON_VARIABLE}
+    probe = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c",
+         "import scoring, scoring.native as n; print(n.active(), n.twin().__file__, scoring.score_lead.__module__)"],
+        cwd=tmp_path, env={**environment, "PYTHONPATH": str(tmp_path / "installed")},
+        capture_output=True, text=True)
+    assert probe.stdout.split() == ["compiled", str(tmp_path / "installed" / native.PACKAGE / "__init__.py"),
+                                    f"{native.PACKAGE}.engine"], probe.stderr
 
 
 def test_pure_python_can_be_requested(monkeypatch: pytest.MonkeyPatch) -> None:
-    native.implementation.cache_clear()
+    native.twin.cache_clear()
     try:
         monkeypatch.setenv(native.PURE_PYTHON_VARIABLE, "1")
-        assert native.implementation() is None and native.active() == "pure Python"
+        assert native.twin() is None and native.active() == "pure Python"
+        assert native.implementation() == ("pure Python", pure_engine.score_lead, pure_prepared.prepare_rules)
     finally:
         monkeypatch.delenv(native.PURE_PYTHON_VARIABLE)
-        native.implementation.cache_clear()
-    assert native.implementation() is (None if native.pure_python_requested() else sys.modules["leadloop_native"])
+        native.twin.cache_clear()
+    assert native.twin() is (None if native.pure_python_requested() else sys.modules["leadloop_native"])
 
 
 def _round1_cases() -> list[float]:
@@ -122,7 +160,7 @@ def _round1_cases() -> list[float]:
 @pytest.mark.parametrize("implementation", ["pure", "compiled"])
 def test_round1_is_round_to_one_decimal_bit_for_bit(implementation: str) -> None:
     if implementation == "compiled":
-        twin = native.implementation()
+        twin = native.twin()
         if twin is None:
             pytest.fail("no compiled twin in this environment (LEADLOOP_PURE_PYTHON set or not built)")
         round1 = twin.engine.round1

@@ -1,4 +1,4 @@
-"""The rules file compiled once at load into matchers the engine runs per lead.
+"""The rules file prepared once at load into matchers the engine runs per lead.
 
 Everything that can be decided when the file loads is decided here: regexes and URL globs are
 compiled, decay turned into rate constants, signal checks indexed by event kind, domain
@@ -15,8 +15,12 @@ from dataclasses import field as _field
 from functools import lru_cache
 from typing import Any
 
-from scoring.checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, domain_matches, suffix_matcher
-from scoring.matchers import (
+from scoring.model import Reason
+from scoring.rules_fields import duration_seconds
+from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
+
+from .checks import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, domain_matches, suffix_matcher
+from .matchers import (
     TARGET_CONDITION,
     TARGET_NEGATIVE,
     TARGET_RULE,
@@ -27,10 +31,7 @@ from scoring.matchers import (
     field_test,
     signal_matcher,
 )
-from scoring.model import Reason
-from scoring.rules_fields import duration_seconds
-from scoring.rules_schema import BAND_NAMES, NEGATIVE_SIGNALS
-from scoring.wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay, format_points
+from .wording import KIND_FALLBACK_OBJECTS, KIND_PHRASES, NEGATIVE_TEXTS, describe_decay, format_points
 
 BAND_RANK: Mapping[str, int] = {band: rank for rank, band in enumerate(BAND_NAMES)}
 
@@ -155,7 +156,7 @@ def _fit_rule(spec: Mapping[str, Any]) -> FitRule:
 
 
 @dataclass
-class CompiledRules:
+class PreparedRules:
     assets: dict[str, Asset]
     router: SignalRouter
     fit: list[FitRule]
@@ -283,8 +284,8 @@ def _domain_flags(free: frozenset[str], disposable: frozenset[str], students: fr
     return flags
 
 
-def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
-    """Return the compiled form of validated rules data (``Rules.data``)."""
+def prepare_rules(data: Mapping[str, Any]) -> PreparedRules:
+    """Return the prepared form of validated rules data (``Rules.data``)."""
     assets = {asset_id: Asset(asset_id, spec["name"], spec["intent"], frozenset(spec.get("tags", ())))
               for asset_id, spec in data["assets"].items()}
     index = _Indexer(assets)
@@ -307,7 +308,7 @@ def compile_rules(data: Mapping[str, Any]) -> CompiledRules:
     priority = [index.rule(s, priority=s["priority"]) for s in data["priority"]]
     disqualify = [index.rule(s) for s in data["disqualify"]]
     bands = data["bands"]
-    return CompiledRules(
+    return PreparedRules(
         assets=assets,
         fit=[_fit_rule(spec) for spec in data["fit"]],
         grades=tuple((data["grades"][g], g) for g in ("A", "B", "C")),
