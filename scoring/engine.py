@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoring.model import LeadProfile, ScoreResult, Signal
-from scoring.rules import Rules
 
 from .checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
 from .fields import country_code, is_present, split_email, website_domain
@@ -32,6 +31,9 @@ from .prepared import (
     remember,
 )
 from .wording import build_summary, describe_age, fill_asset, format_points
+
+if TYPE_CHECKING:  # the rules module imports scoring.native, which imports this module
+    from scoring.rules import Rules
 
 PENALTY_RULE = "recycle_penalty"
 
