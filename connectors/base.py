@@ -167,6 +167,10 @@ class CrmRateLimited(CrmError):
         self.retry_after = retry_after
 
 
+class SetupError(Exception):
+    """A setup step the CRM admin must fix first (a missing setting, a file that would be replaced)."""
+
+
 class CrmAuthError(CrmError):
     """Credentials missing, expired or refused."""
 
@@ -231,6 +235,9 @@ class Connector:
     #: ``leadloop setup <crm>`` and ``leadloop doctor <crm>``.
     run_setup: SetupCommand | None = None
     run_doctor: SetupCommand | None = None
+    #: ``leadloop setup <crm> --project DIR``: writes the app definition the CRM installs from
+    #: (HubSpot's developer-platform project); returns the files written. None: not offered.
+    write_project: Callable[[str, Mapping[str, Any]], list[Any]] | None = None
     #: Most records one update call takes; shadow mode batches by it without a client.
     max_update_batch: int = 100
 

@@ -308,3 +308,17 @@ def test_dead_letters_retry_says_what_it_did(svc, config):
     with svc.sessions() as session:
         assert session.query(OutboxWrite).one().status == "pending"
     assert run(config, "dead-letters", "--retry").stdout.decode().splitlines()[-1] == "nothing to retry"
+
+
+def test_setup_hubspot_project_writes_the_developer_platform_project(config, tmp_path):
+    written = run(config, "setup", "hubspot", "--project", str(tmp_path / "app"))
+    assert written.returncode == 0, written.stderr
+    assert "wrote hsproject.json, src/app/app-hsmeta.json, src/app/webhooks/webhooks-hsmeta.json" in \
+        written.stdout.decode()
+    webhooks = json.loads((tmp_path / "app" / "src" / "app" / "webhooks" / "webhooks-hsmeta.json").read_text())
+    assert webhooks["config"]["settings"]["targetUrl"] == "https://leads.example.com/webhooks/hubspot"
+    again = run(config, "setup", "hubspot", "--project", str(tmp_path / "app"))
+    assert again.returncode == 0 and "already up to date" in again.stdout.decode()
+    refused = run(config, "setup", "salesforce", "--project", str(tmp_path / "sf"))
+    assert refused.returncode == 2
+    assert refused.stderr.decode().strip() == "salesforce: --project is not offered for this CRM"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Connector, Endpoint
-from connectors.hubspot import setup
+from connectors.hubspot import project, setup
 from connectors.hubspot.client import BATCH_SIZE, make_client
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
@@ -58,5 +58,6 @@ connector = Connector(
     credentials=(("app access token", ("HUBSPOT_ACCESS_TOKEN",)),),
     run_setup=setup.run_setup,
     run_doctor=setup.run_doctor,
+    write_project=project.write_project,
     max_update_batch=BATCH_SIZE,
 )

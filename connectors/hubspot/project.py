@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from connectors.base import SetupError
 from connectors.hubspot.setup import REQUIRED_SCOPES, watched_properties
 
 PLATFORM_VERSION = "2026.03"
@@ -53,7 +54,7 @@ OBJECT_SUBSCRIPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 HUB_EVENTS = ("contact.privacyDeletion",)
 
 
-class ProjectError(Exception):
+class ProjectError(SetupError):
     """The project cannot be written (bad ``PUBLIC_BASE_URL``, files that would be overwritten)."""
 
 

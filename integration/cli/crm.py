@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
 from connectors import registry
-from integration.cli.errors import FAILURE, SETUP, CliError
+from connectors.base import Connector, SetupError
+from integration.cli.errors import FAILURE, OK, SETUP, CliError
 from integration.cli.output import note, out
 from integration.cli.runtime import Runtime, pass_runtime
 
@@ -34,20 +36,44 @@ crm_argument = click.argument("crm", type=RegisteredCrm())
 @click.command(short_help="Create the CRM fields; print the webhook setup.")
 @crm_argument
 @click.option("--dry-run", is_flag=True, help="Show what would be created or changed, and change nothing.")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the CRM's app definition into this folder instead (HubSpot: the developer-platform "
+                   "project to upload with `hs project upload`); needs no credentials.")
+@click.option("--overwrite", is_flag=True, help="With --project: replace files that differ.")
 @pass_runtime
-def setup(runtime: Runtime, crm: str, dry_run: bool) -> int:
+def setup(runtime: Runtime, crm: str, dry_run: bool, project_dir: Path | None, overwrite: bool) -> int:
     """Create leadloop's fields in the CRM and print the webhook setup and a check list.
 
     Running it again changes nothing that is already in place. Exit code 0 when everything is
     in place, 1 when something is left to do, 2 when credentials are missing.
+
+    With --project DIR it writes the app definition the CRM installs from (for HubSpot, a
+    developer-platform project with the scopes and webhook subscriptions leadloop needs) and
+    calls no API: upload it, install the app, then set the token and secret and run setup again.
     """
-    run_setup = registry()[crm].run_setup
+    connector = registry()[crm]
+    if project_dir is not None:
+        return _write_project(connector, runtime, project_dir, overwrite)
+    run_setup = connector.run_setup
     if run_setup is None:
         note(f"{crm}: this connector has no setup command")
         return FAILURE
     require_credentials(crm, runtime.config)
     svc = runtime.services(database=False)
     return run_setup(svc.config, svc.redis, dry_run=dry_run, echo=out)
+
+
+def _write_project(connector: Connector, runtime: Runtime, directory: Path, overwrite: bool) -> int:
+    if connector.write_project is None:
+        raise CliError(f"{connector.name}: --project is not offered for this CRM", SETUP)
+    try:
+        written = connector.write_project(str(directory), runtime.config, overwrite=overwrite)
+    except SetupError as exc:  # the connector's own refusal (a missing PUBLIC_BASE_URL, a clash)
+        raise CliError(f"{connector.name} project: {exc}", SETUP) from None
+    out(f"{connector.name} project in {directory}: "
+        + (f"wrote {', '.join(str(path.relative_to(directory)) for path in written)}" if written
+           else "already up to date"))
+    return OK
 
 
 @click.command(short_help="Check the CRM connection and fields.")
