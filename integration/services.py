@@ -92,6 +92,8 @@ class Services:
         redis = Redis.from_url(url)
         queue = Queue(settings["LEADLOOP_QUEUE"], connection=redis)
         rules = load_rules_file(settings["LEADLOOP_RULES"], connectors.status_fields())
+        for warning in rules.warnings:  # old spellings that still load, each with its rewrite
+            log.warning("rules file %s: %s", settings["LEADLOOP_RULES"], warning)
         return cls(config=settings, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
                    redis=redis, queue=queue, rules=rules, clock=clock or system_clock,
                    telemetry=Telemetry.for_url(url))
