@@ -38,7 +38,7 @@ crm_argument = click.argument("crm", type=RegisteredCrm())
 @click.option("--dry-run", is_flag=True, help="Show what would be created or changed, and change nothing.")
 @click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the CRM's app definition into this folder instead (HubSpot: the developer-platform "
-                   "project to upload with `hs project upload`); needs no credentials.")
+                   "project to upload with hs project upload); needs no credentials.")
 @click.option("--overwrite", is_flag=True, help="With --project: replace files that differ.")
 @pass_runtime
 def setup(runtime: Runtime, crm: str, dry_run: bool, project_dir: Path | None, overwrite: bool) -> int:

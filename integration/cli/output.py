@@ -79,14 +79,10 @@ def minute(moment: datetime | str | None, zone: tzinfo = UTC, *, named: bool = T
     """
     if moment is None or moment == "":
         return "-"
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    text = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    aware = _aware(moment)
+    if aware is None:
+        return str(moment)
+    text = aware.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return f"{text} {zone_name(zone)}" if named else text
 
 
@@ -99,14 +95,18 @@ def iso(moment: datetime | str | None) -> str | None:
     """Return ``moment`` as ISO 8601 to the second (aware; naive taken as UTC), or None."""
     if moment is None or moment == "":
         return None
+    aware = _aware(moment)
+    return aware.isoformat(timespec="seconds") if aware is not None else str(moment)
+
+
+def _aware(moment: datetime | str) -> datetime | None:
+    """``moment`` as an aware datetime (ISO text parsed, naive taken as UTC); None if it is no time."""
     if isinstance(moment, str):
         try:
             moment = datetime.fromisoformat(moment)
         except ValueError:
-            return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="seconds")
+            return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def shorten(text: str, width: int) -> str:
