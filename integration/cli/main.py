@@ -38,7 +38,8 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (admin.db, admin.worker, admin.cron, rules.rules, leads.lead, writes.outbox,
-                writes.dead_letters, crm.setup, crm.doctor, admin.sign, admin.demo, admin.stop):
+                writes.dead_letters, crm.setup, crm.doctor, rules.rescore, admin.sign, admin.demo,
+                admin.stop):
     cli.add_command(command)
 
 

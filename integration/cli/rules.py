@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from integration.services import Services
+
 from integration.cli.errors import FAILURE, OK
-from integration.cli.output import note, out
+from integration.cli.output import note, out, plural
 from integration.cli.runtime import Runtime, pass_runtime
 
 
@@ -61,3 +65,72 @@ def compare(runtime: Runtime, file: Path) -> int:
         report = compare_rules(session, live, candidate, runtime.now())
     out(render(report, live, candidate))
     return OK
+
+
+@click.command(short_help="Rescore the leads under the live rules (a roll-out).")
+@click.option("--all", "all_leads", is_flag=True,
+              help="Rescore every scored lead, not only those scored under other rules.")
+@click.option("--dry-run", is_flag=True,
+              help="Say how many verdicts (band, MQL, written score) would change, and change nothing.")
+@click.option("--status", "status_only", is_flag=True, help="Only say how far the roll-out is.")
+@pass_runtime
+def rescore(runtime: Runtime, all_leads: bool, dry_run: bool, status_only: bool) -> int:
+    """Roll the live rules file out to the stored leads.
+
+    A worker starting under a new rules file does this by itself; run it by hand to rescore
+    every lead (--all), to see first what would change (--dry-run), or to follow the progress
+    (--status). The roll-out runs in the workers, in batches, and resumes where it stopped.
+    """
+    from integration.pipeline import rollout
+
+    svc = runtime.services()
+    version = svc.rules.version
+    if dry_run:
+        changed, examined = _dry_run(svc, all_leads)
+        parts = ", ".join(f"{name} {count}" for name, count in changed.items() if name != "leads")
+        out(f"rules {version}: {plural(examined, 'lead')} examined; the verdict would change for "
+            f"{plural(changed['leads'], 'lead')} ({parts}); nothing was changed")
+        return OK
+    if all_leads and not status_only:
+        with svc.sessions.begin() as session:
+            marked = rollout.mark_all_due(session)
+        out(f"{plural(marked, 'lead')} marked to be rescored under rules {version}")
+    if not status_only and rollout.request_rollout(svc):
+        out("roll-out queued; the workers rescore the leads in batches")
+    with svc.sessions() as session:
+        state = rollout.progress(session, version)
+    out(f"rules {version}: {state.scored - state.due} of {plural(state.scored, 'scored lead')} rescored, "
+        f"{state.due} to go" + (" (done)" if state.done else ""))
+    return OK
+
+
+def _dry_run(svc: Services, all_leads: bool) -> tuple[dict[str, int], int]:
+    """Score the due (or all) leads under the live rules as of now; nothing is written."""
+    from sqlalchemy import select
+
+    from integration.pipeline.processing import score_now
+    from integration.pipeline.rollout import due_lead_ids
+    from integration.store.models import Lead
+
+    changed = {"leads": 0, "band": 0, "MQL": 0, "written score": 0}
+    examined = 0
+    now = svc.now()
+    with svc.sessions() as session:
+        if all_leads:
+            ids = list(session.scalars(select(Lead.id).where(
+                Lead.scored_at.is_not(None), Lead.merged_into_id.is_(None), Lead.erased_at.is_(None))
+                .order_by(Lead.id)))
+        else:
+            ids = due_lead_ids(session, svc.rules.version, limit=10**9)
+        for lead_id in ids:
+            lead = session.get(Lead, lead_id)
+            if lead is None:
+                continue
+            result = score_now(session, svc, lead, now)
+            examined += 1
+            moves = (result.band != lead.band, result.mql != lead.mql, round(result.score) != round(lead.score or 0))
+            changed["band"] += moves[0]
+            changed["MQL"] += moves[1]
+            changed["written score"] += moves[2]
+            changed["leads"] += any(moves)
+    return changed, examined

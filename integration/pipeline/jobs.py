@@ -5,6 +5,7 @@
   recorded and retried on its own (``integration.pipeline.failures``);
 - ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``);
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
+- ``rollout_rules``  rescores leads scored under older rules (``integration.pipeline.rollout``);
 - ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
 
 Retries are declared where the jobs are enqueued (``integration.pipeline.queue``); a job that
@@ -19,11 +20,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from rq import get_current_job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from connectors.base import CrmRateLimited
 from integration import services
+from integration.pipeline import rollout
 from integration.pipeline.failures import OUTAGES, record_failure
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.observed import observed_job
@@ -118,6 +121,20 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
 
 
 @observed_job
+@observed_job
+def rollout_rules() -> dict[str, Any]:
+    """Rescore leads scored under other rules than the live ones (``integration.pipeline.rollout``);
+    hands over to a new job while leads remain due."""
+    svc = services.current()
+    counts = rollout.run_rollout(svc, svc.now())  # raises on an outage: RQ retries, the lock stays
+    job = get_current_job()
+    if job is not None:
+        rollout.release(svc, job.id)
+    if counts["rescored"] or counts["failed"]:
+        rollout.request_rollout(svc)  # the next batches, in a fresh job
+    return counts
+
+
 def sweep() -> dict[str, int]:
     """Cron safety net: recover abandoned jobs, release marks of lost jobs, re-request stale
     events and pending writes."""
@@ -135,6 +152,7 @@ def sweep() -> dict[str, int]:
     request_rescore(svc.queue, stale)
     for crm in crms:
         request_flush(svc.queue, crm)
+    rollout.request_rollout(svc)  # resumes a roll-out a lost job left unfinished
     return {"released": released, "leads": len(stale), "crms": len(crms)}
 
 

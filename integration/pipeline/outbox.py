@@ -62,10 +62,16 @@ def update_payload(lead: Lead, result: ScoreResult, changes: CrmChanges | None =
     return payload
 
 
+#: Fields that say when and under which rules a verdict was made, not what it is: a rescore that
+#: changes only these (a rules roll-out, a time-driven rescore with the same outcome) writes nothing.
+BOOKKEEPING_FIELDS = frozenset({"scored_at", "rules_version"})
+
+
 def _already_covered(last: dict[str, Any], new: dict[str, Any]) -> bool:
-    """True when ``last`` already writes everything ``new`` would (``scored_at`` aside)."""
-    last_fields = {k: v for k, v in last.get("fields", {}).items() if k != "scored_at"}
-    if last_fields != new["fields"]:
+    """True when ``last`` already writes everything ``new`` would (bookkeeping fields aside)."""
+    last_fields = {k: v for k, v in last.get("fields", {}).items() if k not in BOOKKEEPING_FIELDS}
+    new_fields = {k: v for k, v in new["fields"].items() if k not in BOOKKEEPING_FIELDS}
+    if last_fields != new_fields:
         return False
     last_crm = last.get("crm_fields", {})
     return (all(last_crm.get(k) == v for k, v in new.get("crm_fields", {}).items())

@@ -355,3 +355,25 @@ def current_result(session: Session, svc: Services, lead: Lead, now: datetime) -
     if lead.erased_at is not None or lead.merged_into_id is not None:
         return None
     return score_now(session, svc, lead, now)
+
+
+def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime) -> LeadOutcome:
+    """Score a lead again as of ``now`` with no new event (a rules roll-out, a time-driven change).
+
+    The verdict is recorded under the live rules and the lifecycle applies it as it would any
+    score (a hand-off follows the same rules); the CRM gets an update only when what the rep sees
+    changed. Leads that are merged away, erased, deleted, quarantined or never scored are left.
+    """
+    outcome = LeadOutcome()
+    lead = lock_lead(session, lead_id)
+    if lead is None or lead.scored_at is None or lead.quarantined_at is not None or \
+            lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
+        return outcome
+    changes = CrmChanges()
+    result = score_now(session, svc, lead, now)
+    record_score(session, lead, result, now, 0)
+    outcome.scored = True
+    apply_score(session, svc, lead, result, now, changes)
+    if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
+        outcome.crm_writes.add(lead.crm)
+    return outcome
