@@ -11,7 +11,7 @@ from flask import Flask, request
 from integration import services
 from integration.clock import Clock
 from integration.config import load_config
-from integration.web import health, receiver
+from integration.web import health, openapi, receiver
 
 
 class LeadloopFlask(Flask):
@@ -40,4 +40,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     app.extensions["leadloop"] = svc
     health.init_app(app)
     receiver.init_app(app)
+    openapi.init_app(app)
     return app
