@@ -128,6 +128,13 @@ def test_the_documented_examples_are_accepted(client, document):
     assert len(sent) == 5
 
 
+def test_an_undeclared_method_is_405_with_the_allowed_ones(client):
+    response = client.delete("/webhooks/events")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+    assert response.mimetype == "application/json" and response.get_json()["error"]
+
+
 def test_a_connector_without_a_description_here_still_gets_its_path(config, monkeypatch):
     monkeypatch.setattr(connectors, "CONNECTOR_MODULES", (*connectors.CONNECTOR_MODULES, "tests.test_extra_connector"))
     with running_app(config) as app:
