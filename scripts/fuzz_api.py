@@ -7,7 +7,7 @@ documented examples and Hypothesis-generated cases, positive (valid per the docu
 negative (not), and runs schemathesis' checks on every answer: no 5xx, status code, content
 type, headers and body as documented, invalid data refused.
 
-Generated requests are made authentic the way the real senders make them (``fuzz_signing``):
+Generated requests are made authentic the way the real senders make them (``fuzz_cases``):
 the intake's ``X-Leadloop-Signature``, HubSpot's v3/v1/v2 signatures over ``PUBLIC_BASE_URL`` +
 path, the workflow API key, the Salesforce path token and org id. One case in eight is sent as
 generated (unsigned or with a garbage signature), and so is every case whose headers the
@@ -40,7 +40,7 @@ from typing import Any
 
 import requests
 import schemathesis
-from fuzz_signing import SECRETS, SigningSession, prepare_case
+from fuzz_cases import SECRETS, SigningSession, prepare_case
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from schemathesis import GenerationMode
@@ -335,10 +335,10 @@ def main() -> int:
         started = time.monotonic()
         document = requests.get(base_url + "/openapi.json", timeout=10).json()
         schema = schemathesis.openapi.from_dict(document)
+        print(f"fuzzing {base_url} ({stores_label(database_url, redis_url)}), seed {run_seed}, {args.jobs} processes")
         metrics_served = requests.get(base_url + "/metrics", timeout=10).status_code != 404
         if not metrics_served:
             print("GET /metrics: not served by this build (404); documented ahead, its 404 is accepted")
-        print(f"fuzzing {base_url} ({stores_label(database_url, redis_url)}), seed {run_seed}, {args.jobs} processes")
         tally = Tally()
         send_examples(schema, document, SigningSession(base_url), base_url, tally)
         labels = [result.ok().label for result in schema.get_all_operations()]

@@ -1,13 +1,18 @@
-"""How ``fuzz_api.py`` makes a generated request authentic, the way each real sender does.
+"""How ``fuzz_api.py`` prepares each generated case before it is sent.
 
-Signatures are computed over the bytes actually sent, in ``SigningSession.send`` (after
-schemathesis serialised the case), with the same functions the receiver checks them with.
-``prepare_case`` decides, per case, whether to authenticate it and puts the configured
-Salesforce token and org id into the case itself, so a failure report shows what was sent.
+- **Authentic, like the real senders**: signatures are computed over the bytes actually sent, in
+  ``SigningSession.send`` (after schemathesis serialised the case), with the same functions the
+  receiver checks them with; the configured Salesforce token and org id go into the case itself,
+  so a failure report shows what was sent. One case in eight is left as generated.
+- **A known-nasty value** in one leaf of one valid JSON body in four: numbers past every range
+  (epoch overflow), NUL, a lone surrogate, 400 digits, extreme dates, nesting past the store's
+  limit: the shapes of bad input that once reached a 5xx, which random generation seldom hits.
+- **Deeper XML**: a generated Outbound Message string is sent as is or inside a real envelope.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import zlib
@@ -39,6 +44,23 @@ SALESFORCE = "POST /webhooks/salesforce/{token}"
 FLOW = "POST /webhooks/salesforce/{token}/flow"
 #: One case in this many is sent as generated: no (or a garbage) signature, token and org id.
 UNAUTHENTICATED_ONE_IN = 8
+#: One valid JSON body in this many gets a known-nasty value in one of its leaves.
+NASTY_ONE_IN = 4
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+NASTY_VALUES: tuple[Any, ...] = (
+    10**20, -(10**20), 2**63, -(2**63) - 1, 10**70, 1e308, -1e-308,
+    "", "\x00", "a\x00b", "\ud800", "\udfff", "9" * 400, "1" + "0" * 20, "\u00b2",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59-14:00",
+    _nested(40), {"": None}, [None],
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,8 @@ def prepare_case(case: Any, session: SigningSession) -> None:
         case.path_parameters["token"] = SECRETS.salesforce_token
     if authentic and body_valid and label == FLOW and isinstance(case.body, dict):
         case.body["organizationId"] = SECRETS.salesforce_org
+    if authentic and body_valid and isinstance(case.body, dict | list) and fingerprint % NASTY_ONE_IN == 1:
+        plant_nasty_value(case.body, fingerprint)
     if authentic and body_valid and label == WORKFLOW and isinstance(case.body, dict) and fingerprint % 4:
         # The document cannot say "an id or an email" so that generation mostly has one: supply an id.
         if not isinstance(case.body.get("objectId"), int | str):
@@ -145,6 +169,23 @@ def prepare_case(case: Any, session: SigningSession) -> None:
     if body_valid and label == SALESFORCE and isinstance(case.body, str):
         case.body = soap_variant(case.body, fingerprint if authentic else 0)
     session.plan(sign=authentic and headers_valid, label=label)
+
+
+def _leaves(value: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) holding a scalar, depth first."""
+    found: list[tuple[Any, Any]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        found.extend(_leaves(child) if isinstance(child, dict | list) and child else [(value, key)])
+    return found
+
+
+def plant_nasty_value(body: Any, fingerprint: int) -> None:
+    """Replace one leaf of ``body``, chosen by ``fingerprint``, with a known-nasty value."""
+    leaves = _leaves(body)
+    if leaves:
+        container, key = leaves[(fingerprint // NASTY_ONE_IN) % len(leaves)]
+        container[key] = copy.deepcopy(NASTY_VALUES[(fingerprint // 97) % len(NASTY_VALUES)])
 
 
 def soap_variant(text: str, fingerprint: int) -> str:
