@@ -1,22 +1,21 @@
 """Fuzz leadloop's HTTP API from its own ``/openapi.json`` (schemathesis), against a live server.
 
 Starts gunicorn on a free loopback port, on ``DATABASE_URL``/``REDIS_URL`` if given (a database
-whose name contains ``test``: it is emptied, like the test suite's) or else on SQLite and the
-embedded Redis in a temporary folder. Then, per operation of the document, it sends the
-documented examples and Hypothesis-generated cases, positive (valid per the document) and
-negative (not), and runs schemathesis' checks on every answer: no 5xx, status code, content
-type, headers and body as documented, invalid data refused.
+whose name contains ``test``: it is emptied, like the test suite's; Redis database 15 unless the
+URL names one) or else on SQLite and the embedded Redis in a temporary folder. Then it sends the
+document's examples (each must be accepted), schemathesis' deterministic coverage cases
+(boundaries, missing parts, undeclared methods) and Hypothesis-generated cases, valid per the
+document and not, over ``--jobs`` processes, and runs schemathesis' checks on every answer: no
+5xx; status code, content type, headers and body as documented; invalid data refused.
 
-Generated requests are made authentic the way the real senders make them (``fuzz_cases``):
-the intake's ``X-Leadloop-Signature``, HubSpot's v3/v1/v2 signatures over ``PUBLIC_BASE_URL`` +
-path, the workflow API key, the Salesforce path token and org id. One case in eight is sent as
-generated (unsigned or with a garbage signature), and so is every case whose headers the
-negative mode made invalid.
+Each case is prepared by ``fuzz_cases``: made authentic the way the real senders do it (one in
+eight left as generated), sometimes with a known-nasty value planted.
 
-    .venv/bin/python scripts/fuzz_api.py [--cases 10000] [--seed N] [--keep DIR]
+    .venv/bin/python scripts/fuzz_api.py [--cases 10000] [--jobs 2] [--seed N] [--reasons N] [--keep DIR]
 
-Prints the case count, the answers by status and the 5xx count; exits 1 on any 5xx, failed
-check or transport error, listing each distinct failure with a request that reproduces it.
+Prints the answers by operation and status and a closing line with the case and 5xx counts;
+exits 1 on any 5xx, failed check, transport error or server traceback, listing each distinct
+failure with the request that caused it.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ import schemathesis
 from fuzz_cases import SECRETS, SigningSession, prepare_case
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
+from redis import Redis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -55,6 +55,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
     unsupported_method,
 )
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from integration.embedded_redis import ensure_embedded_redis, stop_embedded_redis
+from integration.services import make_engine
+from integration.store.migrate import upgrade
+from integration.store.models import Base
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection, unsupported_method, missing_required_header]
@@ -69,6 +76,11 @@ SHOWN_FAILURES = 20
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def load_schema(document: dict[str, Any]) -> Any:
+    # An explicit configuration: a schemathesis.toml lying around must not change what is checked.
+    return schemathesis.openapi.from_dict(document, config=schemathesis.Config())
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -77,15 +89,6 @@ def free_port() -> int:
 
 def prepare_stores(workdir: Path) -> tuple[str, str, Path | None]:
     """Return (database URL, Redis URL, embedded Redis folder or None), both stores migrated and empty."""
-    from redis import Redis
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from integration.embedded_redis import ensure_embedded_redis
-    from integration.services import make_engine
-    from integration.store.migrate import upgrade
-    from integration.store.models import Base
-
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'fuzz.db'}"
     if database_url.startswith(("postgresql://", "postgres://")):
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
@@ -110,8 +113,6 @@ def prepare_stores(workdir: Path) -> tuple[str, str, Path | None]:
 
 
 def stores_label(database_url: str, redis_url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     database = make_url(database_url)
     return (f"{database.get_backend_name()} database {Path(database.database or '').name}, "
             f"Redis {'embedded' if redis_url.startswith('unix://') else redis_url.rsplit('@', 1)[-1]}")
@@ -228,7 +229,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def start_worker(document: dict[str, Any], base_url: str, metrics_served: bool) -> None:
-    _WORKER.update(schema=schemathesis.openapi.from_dict(document), session=SigningSession(base_url),
+    _WORKER.update(schema=load_schema(document), session=SigningSession(base_url),
                    base_url=base_url, metrics_served=metrics_served)
 
 
@@ -334,7 +335,7 @@ def main() -> int:
         server, base_url, log_path = start_server(workdir, database_url, redis_url)
         started = time.monotonic()
         document = requests.get(base_url + "/openapi.json", timeout=10).json()
-        schema = schemathesis.openapi.from_dict(document)
+        schema = load_schema(document)
         print(f"fuzzing {base_url} ({stores_label(database_url, redis_url)}), seed {run_seed}, {args.jobs} processes")
         metrics_served = requests.get(base_url + "/metrics", timeout=10).status_code != 404
         if not metrics_served:
@@ -363,8 +364,6 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=30)
         if embedded is not None:
-            from integration.embedded_redis import stop_embedded_redis
-
             stop_embedded_redis(embedded)
         shutil.rmtree(workdir, ignore_errors=True)
 
