@@ -12,6 +12,7 @@ reading it needs no authentication.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -96,8 +97,21 @@ JSON_ANSWERS: dict[str, dict[str, Any]] = {
 NO_ENDPOINT = _answer("the path names no endpoint (an empty token, or one with a `/`)")
 
 
-def _soap(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"text/xml": {"schema": {"type": "string"}}}}
+def _soap(description: str, example: str | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": {"type": "string"}}
+    if example is not None:
+        media["example"] = example
+    return {"description": description, "content": {"text/xml": media}}
+
+
+def _hubspot_headers(versions: list[str]) -> list[dict[str, Any]]:
+    """The header parameters that go with HubSpot's signatures (the signatures are security schemes)."""
+    return [{"in": "header", "name": "X-HubSpot-Request-Timestamp", "required": False,
+             "description": "epoch milliseconds; required with `X-HubSpot-Signature-v3`",
+             "schema": {"type": "string", "pattern": r"^[0-9]{1,15}$"}},
+            {"in": "header", "name": "X-HubSpot-Signature-Version", "required": False,
+             "description": f"{' or '.join(f'`{v}`' for v in versions)}, with `X-HubSpot-Signature`",
+             "schema": {"type": "string", "enum": versions}}]
 
 
 def _token_parameter() -> dict[str, Any]:
@@ -121,53 +135,43 @@ def _json_webhook(summary: str, description: str, body: Any, security: list[dict
             "requestBody": {"required": True, "content": _json(body, example)}, "responses": responses}
 
 
-def _events_operation() -> dict[str, Any]:
+def _events_operation(endpoint: Endpoint) -> dict[str, Any]:
     example = [{"id": "evt_7f3a", "type": "content_download", "occurred_at": "2026-11-20T10:04:00+01:00",
                 "email": "ada@acme-logistics.com", "crm": "hubspot", "crm_id": "5101",
                 "properties": {"asset": "coverage-map", "url": "https://example.com/coverage"}}]
     return _json_webhook(
         "Your website's and product's activity",
         f"A JSON array of at most {intake.MAX_EVENTS} events, signed like Stripe's webhooks; body at most "
-        f"{intake.MAX_BODY} bytes. A batch is stored whole or not at all.",
+        f"{endpoint.max_body} bytes. A batch is stored whole or not at all.",
         {"type": "array", "maxItems": intake.MAX_EVENTS, "items": "Event"}, [{"leadloopSignature": []}], example)
 
 
-def _hubspot_operation() -> dict[str, Any]:
+def _hubspot_operation(endpoint: Endpoint) -> dict[str, Any]:
     example = [{"eventId": 3029365700, "subscriptionId": 686628, "portalId": 891472211, "appId": 7906213,
                 "occurredAt": 1715203105000, "subscriptionType": "contact.propertyChange", "attemptNumber": 0,
                 "objectId": 847297356, "propertyName": "jobtitle", "propertyValue": "Head of Operations",
                 "changeSource": "CRM_UI"}]
-    timestamp = {"in": "header", "name": "X-HubSpot-Request-Timestamp", "required": False,
-                 "description": "epoch milliseconds; required with `X-HubSpot-Signature-v3`",
-                 "schema": {"type": "string", "pattern": r"^[0-9]{1,15}$"}}
-    version_header = {"in": "header", "name": "X-HubSpot-Signature-Version", "required": False,
-                      "description": "`v1` or `v2`, with `X-HubSpot-Signature`",
-                      "schema": {"type": "string", "enum": ["v1", "v2"]}}
     return _json_webhook(
         "HubSpot Webhooks API (app subscriptions)",
-        "A batch of notifications, signed with the app's client secret (v3; older requests v1).",
+        "A batch of notifications, signed with the app's client secret (v3; older requests v1); body at most "
+        f"{endpoint.max_body} bytes.",
         HUBSPOT_BATCH, [{"hubspotSignatureV3": []}, {"hubspotSignatureLegacy": []}], example,
-        [timestamp, version_header])
+        _hubspot_headers(["v1", "v2"]))
 
 
-def _workflow_operation() -> dict[str, Any]:
+def _workflow_operation(endpoint: Endpoint) -> dict[str, Any]:
     example = {"objectId": 138017612137, "properties": {"email": "jane.doe@example.com", "jobtitle": "CTO",
                                                         "lastmodifieddate": "2025-07-15T21:12:00.733Z"}}
-    timestamp = {"in": "header", "name": "X-HubSpot-Request-Timestamp", "required": False,
-                 "description": "epoch milliseconds; required with `X-HubSpot-Signature-v3`",
-                 "schema": {"type": "string", "pattern": r"^[0-9]{1,15}$"}}
-    version_header = {"in": "header", "name": "X-HubSpot-Signature-Version", "required": False,
-                      "description": "`v2`, with `X-HubSpot-Signature`", "schema": {"type": "string", "enum": ["v2"]}}
     return _json_webhook(
         "HubSpot workflow \"Send a webhook\" action",
         "One JSON object: the enrolled contact, or an activity. Authenticated by the API-key header or a "
-        "v2/v3 signature; body at most 2,000,000 bytes.",
+        f"v2/v3 signature; body at most {endpoint.max_body} bytes.",
         "HubSpotWorkflowBody",
         [{"hubspotWorkflowApiKey": []}, {"hubspotSignatureV3": []}, {"hubspotSignatureLegacy": []}], example,
-        [timestamp, version_header])
+        _hubspot_headers(["v2"]))
 
 
-def _salesforce_operation() -> dict[str, Any]:
+def _salesforce_operation(endpoint: Endpoint) -> dict[str, Any]:
     faults = "SOAP 1.1 Fault (`soapenv:Client`)"
     return {
         "summary": "Salesforce Outbound Message (SOAP)",
@@ -178,26 +182,25 @@ def _salesforce_operation() -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"},
                                                                    "example": SOAP_EXAMPLE}}},
         "responses": {
-            "200": {"description": "stored: the Ack (every notification of the message)",
-                    "content": {"text/xml": {"schema": {"type": "string"}, "example": ACK_BODY.decode()}}},
+            "200": _soap("stored: the Ack (of every notification of the message)", ACK_BODY.decode()),
             "400": _soap(f"unreadable XML, a forbidden construct, too many notifications, no record id: {faults}"),
-            "401": {**_soap(f"wrong token or foreign org: {faults}"),
-                    "content": {"text/xml": {"schema": {"type": "string"}, "example": SOAP_FAULT_EXAMPLE}}},
+            "401": _soap(f"wrong token or foreign org: {faults}", SOAP_FAULT_EXAMPLE),
             "404": NO_ENDPOINT,
-            "413": _soap(f"body larger than 1,000,000 bytes: {faults}"),
+            "413": _soap(f"body larger than {endpoint.max_body} bytes: {faults}"),
             "503": _soap("the store is unreachable: SOAP Fault (`soapenv:Server`); Salesforce retries"),
         },
     }
 
 
-def _flow_operation() -> dict[str, Any]:
+def _flow_operation(endpoint: Endpoint) -> dict[str, Any]:
     example = {"organizationId": "00Do0000000e0vQEAQ", "events": [{
         "id": "00Q1N00000bS2ZoUAK-2026-01-15T09:30:12.000Z", "type": "record_snapshot",
         "occurredAt": "2026-01-15T09:30:12.000Z", "recordId": "00Q1N00000bS2ZoUAK", "sobjectType": "Lead",
         "fields": {"Email": "max@example.com", "NumberOfEmployees": 250}}]}
     return _json_webhook(
         "Salesforce Flow HTTP callout (JSON)",
-        "Record snapshots and activities from a Flow; `organizationId` must be `SALESFORCE_ORG_ID` (else 401).",
+        "Record snapshots and activities from a Flow; `organizationId` must be `SALESFORCE_ORG_ID` (else 401); "
+        f"body at most {endpoint.max_body} bytes.",
         "SalesforceFlowCallout", [], example, [_token_parameter()], not_found=True)
 
 
@@ -212,7 +215,7 @@ def _generic_operation(endpoint: Endpoint) -> dict[str, Any]:
 
 
 #: Endpoint name (``connectors.base.Endpoint.name``) -> its operation.
-WEBHOOK_OPERATIONS = {
+WEBHOOK_OPERATIONS: dict[str, Callable[[Endpoint], dict[str, Any]]] = {
     "events": _events_operation,
     "hubspot": _hubspot_operation,
     "hubspot_workflow": _workflow_operation,
@@ -271,7 +274,7 @@ def openapi_document(svc: Services) -> dict[str, Any]:
         spec.components.response(name, answer)
     for endpoint in receiver.endpoints():
         build = WEBHOOK_OPERATIONS.get(endpoint.name)
-        operation = build() if build else _generic_operation(endpoint)
+        operation = (build or _generic_operation)(endpoint)
         spec.path(path=openapi_path(endpoint), operations={"post": {"operationId": endpoint.name, **operation}})
     for path, operations in SERVICE_OPERATIONS.items():
         spec.path(path=path, operations=operations)
