@@ -143,3 +143,15 @@ def test_a_connector_without_a_description_here_still_gets_its_path(config, monk
     operation = document["paths"]["/webhooks/acmecrm"]["post"]
     assert set(operation["responses"]) == {"200", "400", "401", "413", "503"}
     assert "acmecrm" in document["components"]["schemas"]["Event"]["properties"]["crm"]["enum"]
+
+
+def test_a_generic_entry_claims_no_json_body_for_an_endpoint_answering_in_its_own_format():
+    from connectors.base import Endpoint
+    from integration.web.openapi import _generic_operation
+
+    endpoint = Endpoint(rule="/acme/<key>", name="acme", verify=lambda r, c: None, parse=lambda r, c: [],
+                        ok_response=lambda result: (b"ok", 200, {}))
+    operation = _generic_operation(endpoint)
+    assert operation["parameters"][0]["name"] == "key"
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "413", "503"}
+    assert "content" not in operation["responses"]["200"]

@@ -205,13 +205,22 @@ def _flow_operation(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _generic_operation(endpoint: Endpoint) -> dict[str, Any]:
+    """A connector's endpoint described nowhere else: the receiver's status policy; its bodies are
+    the receiver's JSON unless the endpoint answers in its own format."""
+    own_format = endpoint.ok_response is not None or endpoint.error_response is not None
+    responses: dict[str, Any] = {
+        code: {"description": JSON_ANSWERS[name]["description"]} if own_format else name
+        for code, name in (("200", "Stored"), ("400", "Invalid"), ("401", "Unauthenticated"), ("413", "TooLarge"),
+                           ("503", "Unavailable"))}
+    names = _RULE_VARIABLE.findall(endpoint.rule)
+    if names:
+        responses["404"] = NO_ENDPOINT
     return {"summary": f"The {endpoint.name} webhook",
             "description": f"A connector's endpoint; its payload is the CRM's. Body at most {endpoint.max_body} bytes.",
             "parameters": [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-                           for name in _RULE_VARIABLE.findall(endpoint.rule)],
+                           for name in names],
             "requestBody": {"required": True, "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
-            "responses": {"200": "Stored", "400": "Invalid", "401": "Unauthenticated", "413": "TooLarge",
-                          "503": "Unavailable"}}
+            "responses": responses}
 
 
 #: Endpoint name (``connectors.base.Endpoint.name``) -> its operation.
