@@ -16,11 +16,12 @@ import pytest
 from openapi_spec_validator import validate
 
 import connectors
+from connectors.base import Endpoint
 from connectors.hubspot.webhook import hubspot_signature_v3
 from integration.store.validation import EARLIEST, LATEST
 from integration.web import receiver
 from integration.web.intake import sign
-from integration.web.openapi import openapi_path
+from integration.web.openapi import _generic_operation, openapi_path
 from integration.web.openapi_schemas import STORABLE_YEAR_PATTERN
 from tests.conftest import EVENTS_SECRET, running_app
 
@@ -146,9 +147,6 @@ def test_a_connector_without_a_description_here_still_gets_its_path(config, monk
 
 
 def test_a_generic_entry_claims_no_json_body_for_an_endpoint_answering_in_its_own_format():
-    from connectors.base import Endpoint
-    from integration.web.openapi import _generic_operation
-
     endpoint = Endpoint(rule="/acme/<key>", name="acme", verify=lambda r, c: None, parse=lambda r, c: [],
                         ok_response=lambda result: (b"ok", 200, {}))
     operation = _generic_operation(endpoint)
