@@ -229,7 +229,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def start_worker(document: dict[str, Any], base_url: str, metrics_served: bool) -> None:
-    _WORKER.update(schema=load_schema(document), session=SigningSession(base_url),
+    _WORKER.update(schema=load_schema(document), session=SigningSession(),
                    base_url=base_url, metrics_served=metrics_served)
 
 
@@ -341,7 +341,7 @@ def main() -> int:
         if not metrics_served:
             print("GET /metrics: not served by this build (404); documented ahead, its 404 is accepted")
         tally = Tally()
-        send_examples(schema, document, SigningSession(base_url), base_url, tally)
+        send_examples(schema, document, SigningSession(), base_url, tally)
         labels = [result.ok().label for result in schema.get_all_operations()]
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork"), initializer=start_worker,
                                  initargs=(document, base_url, metrics_served)) as pool:

@@ -96,9 +96,8 @@ def raw_text(_context: Any, value: Any) -> bytes:
 class SigningSession(requests.Session):
     """A requests session that signs the next request(s) as ``plan`` says, over the bytes sent."""
 
-    def __init__(self, base_url: str):
+    def __init__(self) -> None:
         super().__init__()
-        self.base_url = base_url
         self.sign_next = False
         self.label = ""
         self.last_response: requests.Response | None = None
