@@ -87,8 +87,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def prepare_stores(workdir: Path) -> tuple[str, str, Path | None]:
-    """Return (database URL, Redis URL, embedded Redis folder or None), both stores migrated and empty."""
+def prepare_stores(workdir: Path) -> tuple[str, str]:
+    """Return (database URL, Redis URL), both stores migrated and empty; without ``REDIS_URL`` an
+    embedded Redis in ``workdir/redis``."""
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'fuzz.db'}"
     if database_url.startswith(("postgresql://", "postgres://")):
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
@@ -101,15 +102,14 @@ def prepare_stores(workdir: Path) -> tuple[str, str, Path | None]:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(text(f"DELETE FROM {table.name}"))
     engine.dispose()
-    redis_url, embedded = os.environ.get("REDIS_URL"), None
+    redis_url = os.environ.get("REDIS_URL")
     if redis_url:
         if redis_url.startswith("redis") and redis_url.split("://", 1)[1].rstrip("/").count("/") == 0:
             redis_url = redis_url.rstrip("/") + "/15"  # as the test suite: database 15 unless named
     else:
-        embedded = workdir / "redis"
-        redis_url = ensure_embedded_redis(embedded)
+        redis_url = ensure_embedded_redis(workdir / "redis")
     Redis.from_url(redis_url).flushdb()
-    return database_url, redis_url, embedded
+    return database_url, redis_url
 
 
 def stores_label(database_url: str, redis_url: str) -> str:
@@ -126,17 +126,20 @@ def start_server(workdir: Path, database_url: str, redis_url: str) -> tuple[subp
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--timeout", "30",
          "wsgi:app"], cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}", log_path
+
+
+def wait_until_ready(server: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    """Return once ``/healthz`` answers; exit if the server stops or is not up within 60 s."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"the server exited at start-up:\n{log_path.read_text()[-3000:]}")
         try:
             if requests.get(base_url + "/healthz", timeout=5).status_code == 200:
-                return server, base_url, log_path
+                return
         except requests.RequestException:
             time.sleep(0.2)
-    server.terminate()
     sys.exit("the server did not answer /healthz within 60 s")
 
 
@@ -328,11 +331,11 @@ def main() -> int:
     args = parser.parse_args()
     run_seed = args.seed if args.seed is not None else random.randrange(2**32)
     workdir = Path(tempfile.mkdtemp(prefix="ll-fuzz-"))
-    embedded = None
     server = None
     try:
-        database_url, redis_url, embedded = prepare_stores(workdir)
+        database_url, redis_url = prepare_stores(workdir)
         server, base_url, log_path = start_server(workdir, database_url, redis_url)
+        wait_until_ready(server, base_url, log_path)
         started = time.monotonic()
         document = requests.get(base_url + "/openapi.json", timeout=10).json()
         schema = load_schema(document)
@@ -363,8 +366,8 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        if embedded is not None:
-            stop_embedded_redis(embedded)
+        if (workdir / "redis").exists():
+            stop_embedded_redis(workdir / "redis")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
