@@ -129,6 +129,15 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("salesforce flow: occurredAt in year 1",
      lambda c: post_flow(c, [{"id": "f1", "type": "page_view", "occurredAt": "0001-01-01T00:00:00+14:00",
                               "recordId": "00Q1N00000bS2ZoUAK", "sobjectType": "Lead"}]), 400, ""),
+    # --- answered 500 before: OSError (EOVERFLOW) from the platform's time conversion, not ValueError ---
+    ("hubspot: occurredAt 10**20", lambda c: post_hubspot(c, [hs_change(occurredAt=10**20)]), 400, ""),
+    ("hubspot: occurredAt -10**20", lambda c: post_hubspot(c, [hs_change(occurredAt=-10**20)]), 400, ""),
+    ("hubspot workflow: occurredAt 10**20",
+     lambda c: post_workflow(c, {"email": "jane@example.com", "occurredAt": 10**20}), 400, ""),
+    ("hubspot workflow: occurredAt of 21 digits as text",
+     lambda c: post_workflow(c, {"email": "jane@example.com", "occurredAt": "1" + "0" * 20}), 400, ""),
+    ("hubspot workflow: updatedAt -10**20",
+     lambda c: post_workflow(c, {"email": "jane@example.com", "updatedAt": -10**20}), 400, ""),
     # --- answered 503 before (values PostgreSQL refuses) ---
     ("web: NaN in properties", lambda c: post_web(c, raw_web(json.dumps(WEB_OK)[:-1] + ', "x": NaN}')
                                                   .replace(b'"properties": {', b'"properties": {"n": NaN, ')),

@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from integration import logs, services
 from integration.clock import Clock
 from integration.config import load_config
-from integration.web import health, metrics, receiver
+from integration.web import health, metrics, openapi, receiver
 
 REQUEST_ID_HEADER = "X-Request-Id"
 #: A caller's request id is kept if it looks like one (a proxy's or load balancer's); else we make one.
@@ -70,4 +70,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     health.init_app(app)
     receiver.init_app(app)
     metrics.init_app(app)
+    openapi.init_app(app)
     return app

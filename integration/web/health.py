@@ -51,4 +51,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        return jsonify({"error": exc.description}), exc.code
+        # Keep the exception's own headers (405's Allow, required by RFC 9110), not its HTML type.
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+        return jsonify({"error": exc.description}), exc.code, headers

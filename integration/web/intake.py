@@ -84,14 +84,22 @@ class EventSchema(Schema):
     class Meta:
         unknown = INCLUDE  # senders may add fields; we keep them in raw
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    type = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    # ``metadata`` describes each field in /openapi.json (integration.web.openapi).
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                       metadata={"description": "your unique id of the event; a redelivery is absorbed"})
+    type = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                         metadata={"description": "a built-in activity kind or one the rules file declares"})
     occurred_at = fields.AwareDateTime(required=True, format="iso", validate=_storable_time,
-                                       error_messages={"invalid_awareness": "must be ISO-8601 with an offset"})
-    email = fields.Email(load_default=None)
-    crm = fields.String(load_default=None, validate=_registered_crm)
+                                       error_messages={"invalid_awareness": "must be ISO-8601 with an offset"},
+                                       metadata={"description": f"ISO-8601 with an offset, {EARLIEST.year}-"
+                                                                f"{LATEST.year}"})
+    email = fields.Email(load_default=None, metadata={"description": "who, by email (and/or crm + crm_id)"})
+    crm = fields.String(load_default=None, validate=_registered_crm,
+                        metadata={"description": "the CRM owning the record `crm_id`"})
     crm_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    properties = fields.Dict(keys=fields.String(), load_default=dict)
+    properties = fields.Dict(keys=fields.String(), load_default=dict, metadata={
+        "description": "what happened: `asset`, `url`, `form`, `campaign` ...; for `form_submit`, `fields` "
+                       "holds lead fields under leadloop's names"})
 
     @validates_schema
     def _identity(self, data: dict[str, Any], **_: Any) -> None:

@@ -42,7 +42,10 @@ BODY_READ_SECONDS = 10
 #: Most reasons one refusal lists.
 MAX_REASONS = 100
 #: What a parser raises on input it did not foresee; answered 400 (401 before authentication).
-MALFORMED_INPUT = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+#: OSError: the platform's time conversion refuses epoch values past ~1e17 s (EOVERFLOW), where
+#: smaller out-of-range ones raise ValueError; parsers do no I/O, so it can only come from input.
+MALFORMED_INPUT = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+                   OSError)
 
 
 def json_ok(result: IntakeResult) -> tuple[Any, int, dict[str, str]]:
