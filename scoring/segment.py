@@ -62,25 +62,29 @@ class Segment:
         """Add an engagement rule's signals (age at ``as_of``, label), with its lifespan and limit
         applied as the engine does ``delta`` microseconds after ``as_of``; add to ``instants`` when
         each counted signal outlives the lifespan (``lifespan_end``: that age, -1: no lifespan)."""
-        if len(records) > 1:
-            records.sort()
-        ages = [(age + delta) / MICRO for age, _ in records]
         lifespan = rule.lifespan
-        kept: list[int] = [i for i in range(len(records)) if ages[i] < lifespan]
-        if rule.limit_count and len(kept) > rule.limit_count:
-            chosen: list[int] = []
-            start, window, limit = 0, rule.limit_window, rule.limit_count
-            for i in kept:
-                while start < len(chosen) and ages[i] - ages[chosen[start]] >= window:
-                    start += 1
-                if len(chosen) - start < limit:
-                    chosen.append(i)
-            kept = chosen
-        if not kept:
-            return
+        if len(records) == 1:  # the usual case: nothing to sort or limit
+            if (records[0][0] + delta) / MICRO >= lifespan:
+                return
+            kept = records
+        else:
+            records.sort()
+            ages = [(age + delta) / MICRO for age, _ in records]
+            indices = [i for i in range(len(records)) if ages[i] < lifespan]
+            if rule.limit_count and len(indices) > rule.limit_count:
+                chosen: list[int] = []
+                start, window, limit = 0, rule.limit_window, rule.limit_count
+                for i in indices:
+                    while start < len(chosen) and ages[i] - ages[chosen[start]] >= window:
+                        start += 1
+                    if len(chosen) - start < limit:
+                        chosen.append(i)
+                indices = chosen
+            if not indices:
+                return
+            kept = [records[i] for i in indices]
         labels: dict[str, int] = {}
-        for i in kept:
-            age, label = records[i]
+        for age, label in kept:
             if lifespan_end >= 0:
                 instants.append((lifespan_end - age, f"engagement {rule.id} ends"))
             term = labels.get(label, -1)
