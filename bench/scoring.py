@@ -10,7 +10,9 @@ mix of signals each, and times ``score_lead`` only (building the inputs is not t
    loading (phone metadata per country, regexes, the routes of each new page and asset);
 2. new leads, steady state (the target figure): a process that has scored leads before
    scores ``--leads`` leads it has never seen (new people, phones, addresses, ages);
-3. re-score: the same leads again (what scoring a known lead after one more event costs).
+3. re-score: the same leads again (what scoring a known lead after one more event costs);
+4. next change: ``next_change`` for the steady-state leads, just scored (as the pipeline asks it
+   after each scoring): a separate call, so the figures above do not include it.
 
 Rounds 2 and 3 run ``--rounds`` times on fresh lead sets (new seeds); the best round counts.
 Before each timing the freshly built inputs are moved out of the cycle collector's way
@@ -29,12 +31,13 @@ import pstats
 import random
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scoring import LeadProfile, Signal, load_rules_file, native, score_lead  # noqa: E402
+from scoring import LeadProfile, Signal, load_rules_file, native, next_change, score_lead  # noqa: E402
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "leadloop.yaml"
 AS_OF = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -155,6 +158,13 @@ def main() -> None:
         results = [score_lead(profile, signals, rules, AS_OF) for profile, signals in leads]
         return time.perf_counter() - start, results
 
+    def timed_changes(leads: list[tuple[LeadProfile, list[Signal]]]) -> tuple[float, list]:
+        gc.collect()
+        gc.freeze()
+        start = time.perf_counter()
+        changes = [next_change(profile, signals, rules, AS_OF) for profile, signals in leads]
+        return time.perf_counter() - start, changes
+
     first_leads = make_leads(args.seed, args.leads, args.events)
     if args.profile:
         profiler = cProfile.Profile()
@@ -162,21 +172,28 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
         return
     first, results = timed(first_leads)
-    steady = rescore = math.inf
+    steady = rescore = changes_time = math.inf
+    changes: list = []
     del first_leads
     for round_number in range(1, args.rounds + 1):
         gc.unfreeze()
         leads = make_leads(args.seed + round_number, args.leads, args.events)
         steady = min(steady, timed(leads)[0])
         rescore = min(rescore, timed(leads)[0])
+        seconds, changes = timed_changes(leads)
+        changes_time = min(changes_time, seconds)
     print(f"rules {rules.version}, scoring {native.active()}: {args.leads} leads x {args.events} signals, "
           f"seed {args.seed}, best of {args.rounds}")
     for label, seconds in (("first leads after start", first), ("new leads, steady state", steady),
-                           ("re-score (warm)", rescore)):
+                           ("re-score (warm)", rescore), ("next change (separate)", changes_time)):
         print(f"  {label:25} {args.leads / seconds:9,.0f} leads/s  {seconds / args.leads * 1e6:6.1f} µs/lead"
               f"  {args.leads * args.events / seconds:11,.0f} signals/s")
     rate = args.leads / steady
     print(f"  target 20,000 leads/s for new leads, steady state: {'met' if rate >= 20_000 else 'NOT met'}")
+    what = Counter(change.reason.split()[0] for change in changes if change is not None)
+    print(f"  next change: {sum(what.values())} of {len(changes)} leads change on their own "
+          f"({', '.join(f'{field} {count}' for field, count in what.most_common())}); "
+          f"score and next change together {args.leads / (steady + changes_time):,.0f} leads/s")
     bands = {band: sum(r.band == band for r in results) for band in ("cold", "cool", "warm", "hot")}
     print(f"  first set: bands {bands}, MQLs {sum(r.mql for r in results)}, "
           f"disqualified {sum(r.disqualified for r in results)}")

@@ -98,3 +98,28 @@ class ScoreResult(NamedTuple):
             "summary": self.summary, "rules_version": self.rules_version,
             "as_of": self.as_of.isoformat(),
         }
+
+
+class NextChange(NamedTuple):
+    """When a lead's visible verdict changes next with no new event, and what changes then.
+
+    The visible verdict is what the CRM shows: band, disqualified, MQL, priority, and the score as
+    written (``round(score)``) once it has moved by the rules' ``rescore.score_step``. Reasons are
+    not part of it (their ages, "3 days ago", change daily), nor the grade (fit needs no clock).
+    """
+
+    #: The first instant, to the microsecond, at which ``score_lead`` gives another verdict.
+    at: datetime
+    #: What changes, ``FIELD OLD->NEW`` for the first field that does, in this order:
+    #: ``band hot->warm``, ``disqualified false->true``, ``mql true->false``, ``priority high->normal``,
+    #: ``score 52->47`` (the written score moved by the step).
+    reason: str
+    #: Why: ``decay`` (points fading), ``override ID ends`` / ``priority ID ends`` /
+    #: ``disqualify ID ends`` (a ``within`` window of that rule closed), ``engagement ID ends``
+    #: (a ``lifespan`` ran out), ``signal KIND arrives`` (a signal dated after ``as_of``); several
+    #: at the same instant are joined with ``", "``.
+    cause: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the change as a JSON-able dict (``at`` as an ISO 8601 string)."""
+        return {"at": self.at.isoformat(), "reason": self.reason, "cause": self.cause}

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from scoring.model import ScoreResult
+    from scoring.model import NextChange, ScoreResult
     from scoring.prepared import PreparedRules
 
 #: The modules compiled, in import order (each imports only those before it). They import each
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: a plain copy of them: its modules use each other and the pure ``scoring.model``, ``rules``, ... .
 #: ``phones`` stays interpreted: it unpacks tuples from phonenumbers internals whose stubs say less
 #: than they return, which compiled code would check (and its time is in the regex engine anyway).
-MODULES: tuple[str, ...] = ("wording", "fields", "checks", "matchers", "prepared", "engine")
+MODULES: tuple[str, ...] = ("wording", "fields", "checks", "matchers", "prepared", "engine", "segment", "timeline")
 #: The compiled package's name.
 PACKAGE = "leadloop_native"
 #: Set to 1 (or true/yes) to score with the pure-Python modules even when the twin is built.
@@ -79,7 +79,7 @@ def twin() -> ModuleType | None:
         return None
     try:
         import leadloop_native  # type: ignore[import-not-found]
-        from leadloop_native import engine, prepared  # type: ignore[import-not-found]  # noqa: F401
+        from leadloop_native import engine, prepared, timeline  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as err:  # a build for another Python or a broken install
         warnings.warn(f"the compiled scoring modules do not load ({err}); scoring runs as pure Python",
                       RuntimeWarning, stacklevel=3)
@@ -110,6 +110,19 @@ def implementation() -> Implementation:
     from scoring import engine, prepared  # not at the top: they import the scoring package
 
     return Implementation("pure Python", engine.score_lead, prepared.prepare_rules)
+
+
+def next_change_function() -> Callable[..., NextChange | None]:
+    """Return ``next_change`` from the twin when ``twin()`` has it, else the pure one (``scoring.timeline``).
+
+    It reads ``Rules.prepared``, so it comes from the same side as ``implementation().prepare_rules``.
+    """
+    compiled = twin()
+    if compiled is not None:
+        return compiled.timeline.next_change
+    from scoring import timeline  # not at the top: it imports the scoring package
+
+    return timeline.next_change
 
 
 def active() -> str:

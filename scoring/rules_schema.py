@@ -346,6 +346,12 @@ class MqlSchema(StrictSchema):
     min_score = Number()
 
 
+class RescoreSchema(StrictSchema):
+    """When a time-driven change is worth a rescore (``scoring.timeline.next_change``)."""
+
+    score_step = Number(whole=True, at_least=1, message="must be 1 or more (points of the written score)")
+
+
 class RulesFileSchema(StrictSchema):
     """The whole rules file; ``scoring.rules`` adds the lifecycle sections."""
 
@@ -363,3 +369,5 @@ class RulesFileSchema(StrictSchema):
     priority = fields.List(fields.Nested(PriorityRuleSchema), load_default=list)
     disqualify = fields.List(fields.Nested(DisqualifySchema), load_default=list)
     mql = fields.Nested(MqlSchema, required=True)
+    # No default: a file without the section keeps its version (next_change uses score_step 5).
+    rescore = fields.Nested(RescoreSchema)

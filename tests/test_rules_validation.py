@@ -100,6 +100,13 @@ def errors_of(text: str) -> list[str]:
     pytest.param("fit:\n  - {id: a, field: x, present: true, points: 1}\n"
                  "  - {id: a, field: y, present: true, points: 1}\n",
                  'fit[1].id: "a" is already used at fit[0]', id="duplicate-id"),
+    pytest.param("rescore: {score_step: 0}\n",
+                 "rescore.score_step: must be 1 or more (points of the written score)", id="zero-score-step"),
+    pytest.param("rescore: {score_step: 2.5}\n", "rescore.score_step: must be a whole number",
+                 id="fractional-score-step"),
+    pytest.param("rescore: {scorestep: 5}\n",
+                 'rescore.scorestep: unknown key "scorestep" (did you mean "score_step"?)',
+                 id="rescore-typo"),
     pytest.param("mql: {bands: [hot]}\n", 'line 4: key "mql" is written twice', id="duplicate-yaml-key"),
     pytest.param("fit: [\n", "line 5, column 1: not valid YAML: expected the node content, but found "
                  "'<stream end>'", id="yaml-syntax"),
@@ -188,6 +195,13 @@ grades: {C: 10, B: 25, A: 40}
     # Same meaning spelled differently (defaults written out, 2w vs 14d) is the same version too.
     explicit = MINIMAL.replace("cold: {}", "cold: {playbook: nurture_only}")
     assert load_rules(explicit).version == load_rules(MINIMAL).version
+
+
+def test_rescore_section_is_optional_and_kept_as_written() -> None:
+    # No default is filled in, so files written before the section existed keep their version.
+    assert "rescore" not in load_rules(MINIMAL).data
+    assert load_rules(MINIMAL + "rescore: {score_step: 2}\n").data["rescore"] == {"score_step": 2}
+    assert load_rules(MINIMAL + "rescore: {}\n").data["rescore"] == {}
 
 
 def test_version_changes_with_content() -> None:

@@ -23,6 +23,7 @@ from bench.scoring import AS_OF, make_profile, make_signals
 from scoring import Rules, Signal, load_rules_file, native
 from scoring import engine as pure_engine
 from scoring import prepared as pure_prepared
+from scoring import timeline as pure_timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_FILES = [ROOT / "rules" / "leadloop.yaml", ROOT / "tests" / "fixtures" / "rules" / "digest-rules.yaml"]
@@ -78,6 +79,31 @@ def test_twin_scores_exactly_like_pure_python(rules_file: Path) -> None:
             assert type(native_result) is type(pure_result) is scoring.ScoreResult
             checked += 1
     assert checked == 1200
+
+
+@pytest.mark.parametrize("rules_file", RULES_FILES, ids=lambda p: p.name)
+def test_twin_finds_the_same_next_change_as_pure_python(rules_file: Path) -> None:
+    twin = native.twin()
+    if twin is None:
+        pytest.fail("no compiled twin in this environment to compare (LEADLOOP_PURE_PYTHON set or not built)")
+    assert scoring.next_change is twin.timeline.next_change
+    rules = load_rules_file(rules_file)
+    pure_rules = _pure(rules)
+    rng = random.Random(29)
+    found = 0
+    for i in range(300):
+        signals = make_signals(rng, rng.choice([0, 1, 5, 20, 40]), i)
+        if signals and rng.random() < 0.3:  # a signal dated later
+            first = signals[0]
+            signals.append(Signal(first.kind, AS_OF + timedelta(days=rng.randint(0, 30)), first.properties, "later"))
+        profile = make_profile(rng, i)
+        for as_of in (AS_OF, AS_OF + timedelta(hours=5, microseconds=250)):
+            penalty = rng.choice([0, 0, 7.5])
+            compiled = twin.timeline.next_change(profile, signals, rules, as_of, penalty=penalty)
+            pure = pure_timeline.next_change(profile, signals, pure_rules, as_of, penalty=penalty)
+            assert compiled == pure
+            found += compiled is not None
+    assert found > 150
 
 
 def test_a_changed_source_is_not_the_twin_it_was_built_from(tmp_path: Path) -> None:
