@@ -380,7 +380,7 @@ def _broken(path: str, value: object) -> dict:
     (_broken("events", [{}] * 201), "201 events, more than 200"),
     (_broken("events.0", "x"), r"\$.events\[0\]: must be an object"),
     (_broken("events.0.id", KeyError), r"\$.events\[0\].id: missing"),
-    (_broken("events.1.id", ""), r"\$.events\[1\].id: must be 1-255"),
+    (_broken("events.1.id", ""), r"\$.events\[1\].id: must be 1-195"),
     (_broken("events.0.type", "Record Snapshot"), r"\$.events\[0\].type: unknown event type"),
     (_broken("events.1.type", "webinar_watched"), r"\$.events\[1\].type: unknown event type"),
     (_broken("events.0.recordId", "00Q' OR Id != '"), r"\$.events\[0\].recordId: not a Salesforce id"),

@@ -102,6 +102,8 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 #: Outbound Message WSDL: ``Notification`` has ``maxOccurs="100"``.
 MAX_NOTIFICATIONS = 100
+#: Longest Flow event id: it is stored as ``flow:<id>``, and event keys are at most 200 characters.
+MAX_FLOW_ID = 195
 #: Our own limit for one Flow callout body (documented in docs/salesforce.md).
 MAX_FLOW_EVENTS = 200
 
@@ -390,8 +392,8 @@ def _flow_event(event: Any, where: str, org_id: str, known_kinds: Any) -> LeadEv
     sobject_type = _require(event, "sobjectType", str, where)
     sf_fields = _require(event, "fields", dict, where, required=False) or {}
     properties = _require(event, "properties", dict, where, required=False) or {}
-    if not event_id.strip() or len(event_id) > 255:
-        raise PayloadError(f"{where}.id: must be 1-255 characters")
+    if not event_id.strip() or len(event_id) > MAX_FLOW_ID:
+        raise PayloadError(f"{where}.id: must be 1-{MAX_FLOW_ID} characters")
     if kind != "record_snapshot" and kind not in (known_kinds or ACTIVITY_KINDS):
         raise PayloadError(f"{where}.type: unknown event type {kind!r}")
     if not SALESFORCE_ID.match(record_id):
