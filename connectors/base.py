@@ -131,9 +131,32 @@ class RecordUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordCreate:
+    """Create the CRM record of a lead leadloop knows only by its email (a web-only MQL).
+
+    The connector fills what the CRM requires from ``lead_fields`` (a documented placeholder
+    where nothing is known) and writes ``fields``, ``owner_id`` and ``crm_fields`` in the same
+    call, as ``RecordUpdate`` would. Creating the same ``key`` twice must not make two records.
+    """
+
+    #: The outbox row's idempotency key; outcomes are matched back by it.
+    key: str
+    email: str
+    #: What is known about the person, under canonical lead field names (``first_name``, ``company`` ...).
+    lead_fields: Mapping[str, Any]
+    #: Values keyed by ``LEADLOOP_FIELDS`` keys.
+    fields: Mapping[str, Any]
+    owner_id: str | None = None
+    crm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A follow-up task for a rep, associated with one lead record."""
 
+    #: The outbox row's idempotency key. The connector stores it on the task in a unique field
+    #: and looks for it before creating, so a retried write finds the task instead of making a
+    #: second one (docs/hubspot.md and docs/salesforce.md say what each CRM guarantees).
     key: str
     crm_id: str
     subject: str
@@ -189,8 +212,14 @@ class CrmClient(Protocol):
         """Apply updates in batches of at most ``max_update_batch``; one outcome per update."""
         ...
 
+    def create_records(self, creates: Sequence[RecordCreate]) -> list[WriteOutcome]:
+        """Create records for web-only leads, one outcome per create; ``external_id`` is the new
+        (or matched existing) record's id."""
+        ...
+
     def create_task(self, task: TaskSpec) -> WriteOutcome:
-        """Create one task; ``external_id`` is the CRM's task id."""
+        """Create one task, or find the one created earlier under ``task.key``; ``external_id``
+        is the CRM's task id."""
         ...
 
     def task_is_open(self, task_id: str) -> bool:
@@ -240,6 +269,8 @@ class Connector:
     write_project: Callable[[str, Mapping[str, Any]], list[Any]] | None = None
     #: Most records one update call takes; shadow mode batches by it without a client.
     max_update_batch: int = 100
+    #: Most records one create call takes (``CrmClient.create_records``).
+    max_create_batch: int = 1
 
 
 def secret_list(value: str | Sequence[str] | None) -> list[str]:

@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from redis import Redis
 from redis.exceptions import RedisError
 
-from connectors.base import CrmClient, CrmRateLimited, RecordUpdate, TaskSpec, WriteOutcome
+from connectors.base import CrmClient, CrmRateLimited, RecordCreate, RecordUpdate, TaskSpec, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,9 @@ class CountedCrmClient:
 
     def update_records(self, updates: Sequence[RecordUpdate]) -> list[WriteOutcome]:
         return self._call("update_records", lambda: self.client.update_records(updates))
+
+    def create_records(self, creates: Sequence[RecordCreate]) -> list[WriteOutcome]:
+        return self._call("create_records", lambda: self.client.create_records(creates))
 
     def create_task(self, task: TaskSpec) -> WriteOutcome:
         return self._call("create_task", lambda: self.client.create_task(task))

@@ -4,7 +4,8 @@ feedback, recycle, CRM stage mapping). Owned by the lifecycle work; the rules lo
 Contract with ``scoring.rules``: ``LIFECYCLE_SECTIONS`` maps a top-level key of the rules file
 to a factory of the marshmallow field that validates it (all optional); ``build(sections,
 vocabulary)`` turns the loaded sections into the object exposed as ``Rules.lifecycle``, checking
-the per-CRM sections (``feedback``, ``crm_stages``) against the caller's CRM vocabulary;
+the per-CRM sections (``feedback``, ``crm_stages``) and ``handoff.create_in`` against the caller's
+CRM vocabulary;
 ``syntax_warnings(sections)`` lists old spellings that still load (the old route syntax). The schemas and the vocabulary
 (stages, playbooks, reason codes) live in ``scoring.lifecycle_schemas``; ``build`` accepts the
 raw or the loaded sections (it validates them again, which is idempotent).
@@ -154,6 +155,8 @@ class HandoffRules:
     fallback_owner: str | None
     routes: tuple[Route, ...]
     teams: dict[str, Team]
+    #: The CRM where a lead with no CRM record is created at its hand-off; None: it stays web-only.
+    create_in: str | None = None
 
     def member(self, rep_id: str | None) -> TeamMember | None:
         """Return the team member entry of ``rep_id`` (for its timezone/country), if listed."""
@@ -234,6 +237,12 @@ def build(sections: Mapping[str, Any], vocabulary: CrmVocabulary | None = None) 
         unknown = crm_section_errors(sections.get(key) or {}, vocabulary)
         if unknown and isinstance(errors.get(key, {}), dict):
             errors[key] = {**errors.get(key, {}), **unknown}
+    create_in = (sections.get("handoff") or {}).get("create_in")
+    if vocabulary is not None and isinstance(create_in, str) and create_in not in vocabulary \
+            and isinstance(errors.get("handoff", {}), dict):
+        known = ", ".join(sorted(vocabulary)) or "none"
+        errors["handoff"] = {**errors.get("handoff", {}),
+                             "create_in": [f"unknown CRM; the registered CRMs are {known}"]}
     if "feedback" not in errors:
         duplicates = duplicate_feedback_fields(loaded["feedback"], vocabulary or {})
         if duplicates:
@@ -283,7 +292,7 @@ def _handoff(data: dict[str, Any]) -> HandoffRules:
              for name, team in data["teams"].items()}
     routes = tuple(Route(route["name"], tuple(RouteCondition.of(condition) for condition in route["when_all"]),
                          route["team"], route["owner"]) for route in data["routes"])
-    return HandoffRules(data["keep_existing_owner"], data["fallback_owner"], routes, teams)
+    return HandoffRules(data["keep_existing_owner"], data["fallback_owner"], routes, teams, data["create_in"])
 
 
 def _frozen(value: Any) -> Any:

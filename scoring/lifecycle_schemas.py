@@ -413,6 +413,9 @@ class TeamSchema(Schema):
 class HandoffSchema(Schema):
     keep_existing_owner = fields.Boolean(load_default=False)
     fallback_owner = fields.String(load_default=None, allow_none=True)
+    #: The CRM a lead without a CRM record (web-only) is created in at its hand-off; checked
+    #: against the caller's CRM vocabulary in ``scoring.lifecycle_rules.build``.
+    create_in = fields.String(load_default=None, allow_none=True)
     routes = fields.List(fields.Nested(RouteSchema), load_default=list)
     teams = NamedMap(fields.Nested(TeamSchema), what="team names", load_default=dict)
 

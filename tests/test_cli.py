@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from integration.cli.describe import lead_zone
+from integration.cli.describe import lead_zone, write_summary
 from integration.cli.main import cli as leadloop_group
 from integration.cli.main import main
 from integration.store.models import Lead, OutboxWrite
@@ -196,6 +196,13 @@ def test_lead_zone_is_the_leads_then_its_owners_then_utc():
     owned = Lead(fields={"timezone": "Mars/Olympus"}, owner_id="REPLACE-rep-4")
     assert str(lead_zone(owned, rules)[0]) == "Europe/London"
     assert lead_zone(Lead(fields={}, owner_id=None), rules)[0] is UTC
+
+
+def test_a_record_create_reads_as_a_new_record():
+    payload = {"fields": {"score": 80, "band": "hot", "mql": True, "stage": "mql"}, "owner_id": "rep-1",
+               "crm_fields": {"hs_lead_status": "NEW"}, "record": {"email": "ada@acme.example", "lead_fields": {}}}
+    assert write_summary("create", payload, UTC) == \
+        "new record: score 80, band hot, mql yes, stage mql, owner rep-1, hs_lead_status=NEW"
 
 
 def test_a_closed_pipe_ends_quietly(svc, config):

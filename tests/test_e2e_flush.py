@@ -8,6 +8,7 @@ bodies and on the outbox rows.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -371,6 +372,8 @@ def test_a_completed_hubspot_task_meets_the_sla(config, monkeypatch):
               "phone": "+49 30 1234567", "country": "DE", "employees": 250, "industry": "Logistics"}
     with responses.RequestsMock() as api:
         api.post(HS_UPDATE, json={"status": "COMPLETE", "results": []})
+        api.get(re.compile(r"https://api\.hubapi\.com/crm/objects/2026-03/tasks/task%3A.*"), status=404,
+                json={"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"})
         api.post("https://api.hubapi.com/crm/objects/2026-03/tasks", json={"id": "9001", "properties": {}}, status=201)
         post_events(client, [
             web_event("sla-f", "form_submit", email="ada@acme-logistics.example", crm="hubspot", crm_id="51",

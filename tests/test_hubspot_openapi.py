@@ -7,12 +7,15 @@ a wrong type, a field HubSpot does not define, an operation with no published sc
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from connectors.base import LEADLOOP_FIELDS
+from connectors.base import LEADLOOP_FIELDS, TaskSpec
 from connectors.hubspot.fields import PROPERTY_FIELDS
 from connectors.hubspot.paths import PATHS, api_path
 from connectors.hubspot.setup import property_definition
+from connectors.hubspot.tasks import task_body, task_key_property_definition
 from tests.hubspot_openapi import body_errors, schemas_for
 
 API = "https://api.hubapi.com"
@@ -51,10 +54,18 @@ def test_every_property_definition_setup_creates_is_valid(key):
     assert body_errors("POST", url, property_definition(key, 0)) == []
 
 
+def test_the_task_key_property_and_a_keyed_task_are_valid():
+    assert body_errors("POST", API + PATHS["properties.tasks"], task_key_property_definition()) == []
+    task = TaskSpec(key="task:hubspot:101:1:0d9f3c2b1a4e5f60", crm_id="101", subject="Call", body="b",
+                    due_at=datetime(2026, 12, 1, 9, tzinfo=UTC), priority="high", type="call")
+    assert body_errors("POST", API + PATHS["tasks.create"], task_body(task)) == []
+
+
 def test_every_operation_in_the_path_table_with_a_body_has_a_schema():
     # Operations we send bodies to, in both versions; reads without a body need none.
-    for name, params in [("contacts.batch_read", {}), ("contacts.batch_update", {}), ("tasks.create", {}),
-                         ("properties.contacts", {}), ("property_groups.contacts", {}),
+    for name, params in [("contacts.batch_read", {}), ("contacts.batch_update", {}), ("contacts.batch_upsert", {}),
+                         ("tasks.create", {}), ("properties.contacts", {}), ("property_groups.contacts", {}),
+                         ("properties.tasks", {}), ("property_groups.tasks", {}),
                          ("deals.batch_read", {}), ("webhooks.subscriptions", {"app_id": 1}),
                          ("associations.batch_read", {"from_type": "deals", "to_type": "contacts"})]:
         assert len(schemas_for("POST", api_path(name, **params))) == 2, name

@@ -46,9 +46,13 @@ def redis(redis_server):
 class FakeHubSpot:
     """Just enough of HubSpot to see what setup reads and creates."""
 
-    def __init__(self, mock: responses.RequestsMock, scopes=REQUIRED_SCOPES, token_status=200):
+    def __init__(self, mock: responses.RequestsMock, scopes=REQUIRED_SCOPES, token_status=200, unique_tasks=True):
         self.groups: set[str] = set()
         self.properties: dict[str, dict] = {"email": {"name": "email", "type": "string"}}
+        self.task_groups: set[str] = set()
+        self.task_properties: dict[str, dict] = {"hs_task_subject": {"name": "hs_task_subject", "type": "string"}}
+        #: False: a portal that drops ``hasUniqueValue`` on a task property (not seen; setup must notice).
+        self.unique_tasks = unique_tasks
         self.subscriptions: list[dict] = []
         self.target_url: str | None = None
         self.scopes, self.token_status = list(scopes), token_status
@@ -58,6 +62,10 @@ class FakeHubSpot:
             ("POST", r"/crm/properties/2026-03/contacts/groups", self.create_group),
             ("GET", r"/crm/properties/2026-03/contacts", self.list_properties),
             ("POST", r"/crm/properties/2026-03/contacts", self.create_property),
+            ("GET", r"/crm/properties/2026-03/tasks/groups/(\w+)", self.get_task_group),
+            ("POST", r"/crm/properties/2026-03/tasks/groups", self.create_task_group),
+            ("GET", r"/crm/properties/2026-03/tasks", self.list_task_properties),
+            ("POST", r"/crm/properties/2026-03/tasks", self.create_task_property),
             ("GET", r"/crm/owners/2026-03", lambda r: (200, {"results": [{"id": "1"}]})),
             ("GET", r"/crm/objects/2026-03/contacts", lambda r: (200, {"results": []})),
             ("GET", r"/webhooks/2026-03/54321/subscriptions", lambda r: (200, {"results": self.subscriptions})),
@@ -99,6 +107,24 @@ class FakeHubSpot:
         self.properties[body["name"]] = body
         return 201, body
 
+    def get_task_group(self, request):
+        name = request.url.rsplit("/", 1)[-1]
+        return (200, {"name": name}) if name in self.task_groups else (404, {"message": "not found"})
+
+    def create_task_group(self, request):
+        self.task_groups.add(json.loads(request.body)["name"])
+        return 201, json.loads(request.body)
+
+    def list_task_properties(self, request):
+        return 200, {"results": list(self.task_properties.values())}
+
+    def create_task_property(self, request):
+        body = json.loads(request.body)
+        if body["groupName"] not in self.task_groups:
+            return 400, {"status": "error", "category": "VALIDATION_ERROR", "message": "group does not exist"}
+        self.task_properties[body["name"]] = body | {"hasUniqueValue": body["hasUniqueValue"] and self.unique_tasks}
+        return 201, self.task_properties[body["name"]]
+
     def create_subscription(self, request):
         body = json.loads(request.body)
         self.subscriptions.append(body | {"id": str(len(self.subscriptions) + 1)})
@@ -136,6 +162,10 @@ def test_setup_creates_group_and_properties_then_changes_nothing(api, redis):
     assert hubspot.groups == {"leadloop"}
     assert set(hubspot.properties) == {"email"} | {f"leadloop_{k}" for k in LEADLOOP_FIELDS}
     assert creations(api).count("/crm/properties/2026-03/contacts") == len(LEADLOOP_FIELDS)
+    # The unique task key property, in its own task property group.
+    assert hubspot.task_groups == {"leadloop"}
+    assert hubspot.task_properties["leadloop_task_key"]["hasUniqueValue"] is True
+    assert "[ok] task property leadloop_task_key holds unique values" in text
     assert "https://leadloop.example/webhooks/hubspot" in text
     assert "contact.propertyChange (lifecyclestage)" in text
     api.calls.reset()
@@ -143,6 +173,19 @@ def test_setup_creates_group_and_properties_then_changes_nothing(api, redis):
     assert code == 0
     assert creations(api) == []
     assert f"all {len(LEADLOOP_FIELDS)} leadloop properties exist (0 created)" in text
+    assert "[ok] task property leadloop_task_key holds unique values" in text
+
+
+def test_a_task_key_property_without_unique_values_fails_setup(api, redis):
+    hubspot = FakeHubSpot(api, unique_tasks=False)
+    code, text = run(run_setup, CONFIG, redis, False)
+    assert code == 1
+    assert "[FAIL] task property leadloop_task_key does not require unique values" in text
+    api.calls.reset()
+    hubspot.unique_tasks = True  # an admin cannot fix it in place: HubSpot keeps hasUniqueValue as created
+    code, text = run(run_setup, CONFIG, redis, False)
+    assert code == 1 and "delete it in HubSpot and run setup again" in text
+    assert creations(api) == []
 
 
 def test_dry_run_changes_nothing(api, redis):
@@ -153,6 +196,8 @@ def test_dry_run_changes_nothing(api, redis):
     assert "would create property leadloop_score (number/number)" in text
     assert f"[todo] would create {len(LEADLOOP_FIELDS)} leadloop properties" in text
     assert "would create property group 'leadloop'" in text
+    assert "[todo] would create the unique task property leadloop_task_key" in text
+    assert hubspot.task_groups == set()
 
 
 def test_missing_scopes_fail_before_any_change(api, redis):
@@ -232,10 +277,11 @@ def test_property_definitions_match_the_sample_shape():
 def test_doctor_all_good(api, redis):
     hubspot = FakeHubSpot(api)
     hubspot.properties.update({f"leadloop_{k}": {"name": f"leadloop_{k}"} for k in LEADLOOP_FIELDS})
+    hubspot.task_properties["leadloop_task_key"] = {"name": "leadloop_task_key", "hasUniqueValue": True}
     code, text = run(run_doctor, CONFIG, redis)
     assert code == 0, text
     for line in ("owners list readable", "contacts readable", f"all {len(LEADLOOP_FIELDS)} leadloop properties present",
-                 "Redis reachable"):
+                 "task property leadloop_task_key holds unique values", "Redis reachable"):
         assert line in text
     assert all(c.request.method == "GET" or "access-token-info" in c.request.url for c in api.calls)
 
@@ -245,6 +291,7 @@ def test_doctor_reports_missing_properties_and_secrets(api, redis):
     code, text = run(run_doctor, {"HUBSPOT_ACCESS_TOKEN": TOKEN}, redis)
     assert code == 1
     assert "missing properties leadloop_score" in text
+    assert "[FAIL] missing task property leadloop_task_key; run `leadloop setup hubspot`" in text
     assert "[FAIL] set HUBSPOT_CLIENT_SECRETS" in text
 
 

@@ -84,6 +84,7 @@ def test_defaults_without_any_section() -> None:
     assert (follow_up.due, follow_up.priority, follow_up.type) == (timedelta(hours=8), "normal", "email")
     assert not rules.playbooks["nurture_only"].task
     assert rules.handoff.keep_existing_owner is False
+    assert rules.handoff.create_in is None  # web-only leads stay out of the CRM unless the file says where
     assert rules.sla_for("call_now", "hot").escalation == ("remind", "reassign", "recycle")
     assert rules.recycle.max_recycles == 3
     assert rules.recycle.policy_for("not_ready").to == "nurture"
@@ -97,6 +98,7 @@ def test_shipped_lifecycle_sections_validate_and_build() -> None:
     assert rules.playbooks["call_now"].due == timedelta(hours=1)
     assert rules.playbooks["individual_follow_up"].due == timedelta(hours=8)
     assert [route.name for route in rules.handoff.routes] == ["dach", "enterprise", "everyone-else"]
+    assert rules.handoff.create_in == "hubspot"
     assert rules.recycle.policy_for("not_ready").cooldown == timedelta(days=30)
     assert rules.recycle.policy_for("bad_data").to == "disqualified"
     assert rules.feedback["hubspot"]["lead_status"]["BAD_TIMING"] == "rejected:not_ready"
@@ -185,6 +187,9 @@ def test_feedback_field_names_become_canonical() -> None:
      {"feedback.hubspot.lead_status": "is the same field as hs_lead_status; list its values once"}),
     ({"feedback": {"pipedrive": {}}},
      {"feedback.pipedrive": "unknown CRM; the registered CRMs are hubspot, salesforce"}),
+    ({"handoff": {"create_in": "pipedrive"}},
+     {"handoff.create_in": "unknown CRM; the registered CRMs are hubspot, salesforce"}),
+    ({"handoff": {"create_in": ["hubspot"]}}, {"handoff.create_in": "Not a valid string."}),
     ({"crm_stages": {"hubspot": {"mqll": {"hs_lead_status": "NEW"}},
                      "salesforce": {"mql": {"Status": ["Open"]}}}},
      {"crm_stages.hubspot.mqll":

@@ -84,6 +84,10 @@ def mock_crms(api: responses.RequestsMock, *, hubspot_down: bool) -> None:
     api.add_callback(responses.POST, f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/update", callback=hubspot_ok,
                      content_type="application/json")
     api.post(f"{HUBSPOT}/crm/objects/2026-03/tasks", status=201, json={"id": "9001", "properties": {}})
+    api.get(re.compile(rf"{re.escape(HUBSPOT)}/crm/objects/2026-03/tasks/task%3A.*"), status=404,
+            json={"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"})
+    api.add_callback(responses.POST, f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/upsert",
+                     callback=hubspot_upserted, content_type="application/json")
     person = PEOPLE[2]
     api.post(f"{HUBSPOT}/crm/objects/2026-03/contacts/batch/read", json={"status": "COMPLETE", "results": [
         {"id": person["crm_id"], "properties": {"email": person["email"], "firstname": person["first_name"],
@@ -97,7 +101,20 @@ def mock_crms(api: responses.RequestsMock, *, hubspot_down: bool) -> None:
     sf = PEOPLE[1]
     api.get(re.compile(rf"{re.escape(SF_DATA)}/query.*"), json={"done": True, "records": [
         {"Id": sf["crm_id"], "Email": sf["email"], "FirstName": sf["first_name"], "LastName": sf["last_name"]}]})
-    api.post(f"{SF_DATA}/sobjects/Task", status=201, json={"id": "00T1N00000aBcDeUAB", "success": True})
+    task_by_key = re.compile(rf"{re.escape(SF_DATA)}/sobjects/Task/Leadloop_Key__c/.*")
+    api.get(task_by_key, status=404,
+            json=[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+    api.patch(task_by_key, status=201,
+              json={"id": "00T1N00000aBcDeUAB", "success": True, "errors": [], "created": True})
+
+
+def hubspot_upserted(request: Any) -> tuple[int, dict, str]:
+    """The batch upsert's answer: a new contact per input, with the person's email in it."""
+    inputs = json.loads(request.body)["inputs"]
+    results = [{"id": str(5550000 + n), "new": True, "objectWriteTraceId": item["objectWriteTraceId"],
+                "properties": {"email": item["id"]}, "createdAt": "2026-11-30T10:00:00Z",
+                "updatedAt": "2026-11-30T10:00:00Z", "archived": False} for n, item in enumerate(inputs)]
+    return 200, {}, json.dumps({"status": "COMPLETE", "results": results})
 
 
 def journey(client: Any, svc: Any, monkeypatch: pytest.MonkeyPatch) -> None:

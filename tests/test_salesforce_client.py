@@ -1,4 +1,4 @@
-"""Salesforce REST client: collections batching, partial failures, limits, session refresh, SOQL, tasks."""
+"""Salesforce REST client: collections batching, partial failures, limits, session refresh, SOQL, tasks, Leads."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 import requests
 import responses
 
-from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordUpdate, TaskSpec
+from connectors.base import CrmAuthError, CrmError, CrmRateLimited, RecordCreate, RecordUpdate, TaskSpec
 from connectors.salesforce.client import SalesforceClient, make_client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"
 COMPOSITE = json.loads((FIXTURES / "composite_sobjects_update_errors.json").read_text())
 ERRORS = json.loads((FIXTURES / "rest_errors.json").read_text())
+LEAD_ANSWERS = json.loads((FIXTURES / "lead_upsert_responses.json").read_text())
 TASK_SAMPLE = {k: v for k, v in json.loads((FIXTURES / "task_create_request.json").read_text()).items()
                if not k.startswith("_")}
 LOGIN = "https://login.salesforce.com/services/oauth2/token"
@@ -221,14 +222,50 @@ def task(**kw) -> TaskSpec:
     return TaskSpec(**{**spec, **kw})
 
 
+TASK_BY_KEY = f"{API}/sobjects/Task/Leadloop_Key__c/t1"
+
+
+def no_record_with_key(mocked, url=TASK_BY_KEY):
+    mocked.get(url, status=404, json=LEAD_ANSWERS["404_no_record_with_key"])
+
+
 def test_task_body_matches_the_sample(client, mocked):
-    mocked.post(f"{API}/sobjects/Task", status=201,
-                json={"id": "00T1N00003xyzAAAQ2", "success": True, "errors": []})
+    no_record_with_key(mocked)
+    mocked.patch(TASK_BY_KEY, status=201,
+                 json={"id": "00T1N00003xyzAAAQ2", "success": True, "errors": [], "created": True})
     outcome = client.create_task(task())
     assert outcome.ok and outcome.external_id == "00T1N00003xyzAAAQ2" and outcome.key == "t1"
-    sent = api_calls(mocked)[0].request.body
-    assert json.loads(sent) == TASK_SAMPLE
-    assert list(json.loads(sent)) == list(TASK_SAMPLE)
+    lookup, upsert = api_calls(mocked)
+    assert (lookup.request.method, lookup.request.url) == ("GET", TASK_BY_KEY + "?fields=Id")
+    # The task is written by an upsert on its key: the body is the sample's fields, the key is in the URL.
+    assert upsert.request.method == "PATCH"
+    assert json.loads(upsert.request.body) == TASK_SAMPLE
+    assert list(json.loads(upsert.request.body)) == list(TASK_SAMPLE)
+
+
+def test_a_task_created_before_is_found_by_its_key_and_not_written_again(client, mocked):
+    mocked.get(TASK_BY_KEY, json={"attributes": {"type": "Task"}, "Id": "00T1N00003xyzAAAQ2"})
+    outcome = client.create_task(task())
+    assert (outcome.ok, outcome.external_id) == (True, "00T1N00003xyzAAAQ2")
+    assert [c.request.method for c in api_calls(mocked)] == ["GET"]
+
+
+def test_a_missing_key_field_is_recorded_with_the_fix(client, mocked):
+    no_record_with_key(mocked)
+    mocked.patch(TASK_BY_KEY, status=404, json=[{
+        "errorCode": "NOT_FOUND", "message": "Provided external ID field does not exist or is not accessible: "
+                                             "Leadloop_Key__c"}])
+    outcome = client.create_task(task())
+    assert (outcome.ok, outcome.retryable) == (False, False)
+    assert "run `leadloop setup salesforce`" in outcome.error
+
+
+def test_a_key_matching_several_records_is_recorded(client, mocked):
+    no_record_with_key(mocked)
+    mocked.patch(TASK_BY_KEY, status=300, json=["/services/data/v62.0/sobjects/Task/00T1",
+                                                "/services/data/v62.0/sobjects/Task/00T2"])
+    outcome = client.create_task(task())
+    assert not outcome.ok and "matches several records" in outcome.error
 
 
 @pytest.mark.parametrize(("kw", "expected"), [
@@ -242,15 +279,17 @@ def test_task_body_matches_the_sample(client, mocked):
                                                              "Description": "y" * 32_000}),
 ])
 def test_task_body_variants(client, mocked, kw, expected):
-    mocked.post(f"{API}/sobjects/Task", status=201, json={"id": "00T1", "success": True, "errors": []})
+    no_record_with_key(mocked)
+    mocked.patch(TASK_BY_KEY, status=201, json={"id": "00T1", "success": True, "errors": [], "created": True})
     client.create_task(task(**kw))
-    body = json.loads(api_calls(mocked)[0].request.body)
+    body = json.loads(api_calls(mocked, "PATCH")[0].request.body)
     assert {k: body[k] for k in expected} == expected
     assert ("OwnerId" in body) == (kw.get("owner_id", "x") is not None)
 
 
 def test_task_validation_error_is_final(client, mocked):
-    mocked.post(f"{API}/sobjects/Task", status=400, json=[
+    no_record_with_key(mocked)
+    mocked.patch(TASK_BY_KEY, status=400, json=[
         {"message": "Assigned To ID: owner cannot be blank", "errorCode": "FIELD_INTEGRITY_EXCEPTION",
          "fields": []},
     ])
@@ -265,7 +304,7 @@ def test_task_for_unknown_record_type_not_sent(client, mocked):
 
 def test_client_satisfies_the_protocol():
     assert SalesforceClient.max_update_batch == 200
-    for name in ("fetch_fields", "update_records", "create_task"):
+    for name in ("fetch_fields", "update_records", "create_records", "create_task", "task_is_open"):
         assert callable(getattr(SalesforceClient, name))
 
 
@@ -279,4 +318,71 @@ def test_task_is_open_reads_is_closed(client, mocked, is_closed, open_):
 def test_task_is_open_refuses_a_bad_id_without_calling(client, mocked):
     with pytest.raises(CrmError):
         client.task_is_open("00T' OR Id != '")
+    assert api_calls(mocked) == []
+
+
+# --- create_records: a Lead for a web-only lead -------------------------------------------------
+
+LEAD_BY_KEY = f"{API}/sobjects/Lead/Leadloop_Key__c/create%3Asalesforce%3Alead7%3A5c1e"
+
+
+def web_lead(**kw) -> RecordCreate:
+    spec = {"key": "create:salesforce:lead7:5c1e", "email": "ada@acme-logistics.example",
+            "lead_fields": {"first_name": "Ada", "phone": "+49 30 1234567", "employees": 250, "country": "DE",
+                            "industry": "Logistics", "timezone": "Europe/Berlin"},
+            "fields": {"score": 87, "mql": True, "stage": "mql"}, "owner_id": "005000000000001AAA",
+            "crm_fields": {"Status": "Open - Not Contacted"}}
+    return RecordCreate(**{**spec, **kw})
+
+
+def test_a_lead_is_created_with_what_is_known_and_placeholders_for_the_rest(client, mocked):
+    no_record_with_key(mocked, LEAD_BY_KEY)
+    mocked.patch(LEAD_BY_KEY, status=201, json=LEAD_ANSWERS["201_created"])
+    outcome, = client.create_records([web_lead()])
+    assert (outcome.ok, outcome.external_id) == (True, "00Q1N00000WebLeadAAA")
+    upsert = api_calls(mocked, "PATCH")[0].request
+    assert json.loads(upsert.body) == {
+        "Email": "ada@acme-logistics.example", "FirstName": "Ada", "Phone": "+49 30 1234567",
+        "NumberOfEmployees": 250, "LastName": "[not provided]", "Company": "[not provided]",
+        "Leadloop_Score__c": 87, "Leadloop_MQL__c": True, "Leadloop_Stage__c": "mql",
+        "OwnerId": "005000000000001AAA", "Status": "Open - Not Contacted"}
+    # Assignment rules would replace the owner the hand-off chose.
+    assert upsert.headers["Sforce-Auto-Assign"] == "FALSE"
+
+
+def test_without_an_owner_the_orgs_assignment_rules_decide(client, mocked):
+    no_record_with_key(mocked, LEAD_BY_KEY)
+    mocked.patch(LEAD_BY_KEY, status=201, json=LEAD_ANSWERS["201_created"])
+    client.create_records([web_lead(owner_id=None, lead_fields={"last_name": "Lovelace", "company": "Acme"})])
+    upsert = api_calls(mocked, "PATCH")[0].request
+    assert "Sforce-Auto-Assign" not in upsert.headers
+    body = json.loads(upsert.body)
+    assert (body["LastName"], body["Company"]) == ("Lovelace", "Acme") and "OwnerId" not in body
+
+
+def test_a_lead_created_before_the_crash_is_found_by_its_key(client, mocked):
+    mocked.get(LEAD_BY_KEY, json={"attributes": {"type": "Lead"}, "Id": "00Q1N00000WebLeadAAA"})
+    outcome, = client.create_records([web_lead()])
+    assert (outcome.ok, outcome.external_id) == (True, "00Q1N00000WebLeadAAA")
+    assert [c.request.method for c in api_calls(mocked)] == ["GET"]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ("400_DUPLICATES_DETECTED_duplicateResut",
+     "DUPLICATES_DETECTED: Use one of these records? (rule Standard_Lead_Duplicate_Rule; "
+     "matches Lead 00Q1N00000OldLeadAAA)"),
+    ("400_DUPLICATES_DETECTED_duplicateResult",
+     "DUPLICATES_DETECTED: You're creating a duplicate record. We recommend you use an existing record "
+     "instead. (rule Leads_by_email; matches Contact 0031N00001ExistAAA)"),
+])
+def test_a_duplicate_rule_refusal_is_recorded_with_salesforces_message(client, mocked, answer, expected):
+    no_record_with_key(mocked, LEAD_BY_KEY)
+    mocked.patch(LEAD_BY_KEY, status=400, json=LEAD_ANSWERS[answer])
+    outcome, = client.create_records([web_lead()])
+    assert (outcome.ok, outcome.retryable, outcome.error) == (False, False, expected)
+
+
+def test_a_stage_field_may_not_set_the_key(client, mocked):
+    outcome, = client.create_records([web_lead(crm_fields={"Leadloop_Key__c": "other"})])
+    assert not outcome.ok and "Leadloop_Key__c" in outcome.error
     assert api_calls(mocked) == []

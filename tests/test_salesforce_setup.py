@@ -24,18 +24,22 @@ CONFIG = {
     "PUBLIC_BASE_URL": "https://leadloop.acme.example/",
 }
 ALL_FIELDS = [f"{o}.{n}" for o in ("Lead", "Contact") for n in LEADLOOP_FIELD_NAMES.values()]
+KEY_FIELDS = ["Lead.Leadloop_Key__c", "Task.Leadloop_Key__c"]
 SECRETS = (WEBHOOK_TOKEN, "second-token-value-0000", "client-secret-value", "5Aep861refresh-token-value",
            "00Dxx!access-token")
+#: The Tooling API defines activity custom fields on Activity; Task's describe shows them.
+TOOLING_OBJECTS = {"Activity": "Task"}
 
 
 class FakeOrg:
     """Describe answers from a set of existing custom fields; Tooling creates add to it."""
 
-    def __init__(self, rsps, existing=(), updateable=True):
-        self.fields = {"Lead": set(), "Contact": set()}
+    def __init__(self, rsps, existing=(), updateable=True, key_attributes=None):
+        self.fields: dict[str, dict[str, dict]] = {"Lead": {}, "Contact": {}, "Task": {}}
         for full_name in existing:
             sobject, name = full_name.split(".")
-            self.fields[sobject].add(name)
+            self.fields[sobject][name] = dict(key_attributes or {"externalId": True, "unique": True}) \
+                if name == "Leadloop_Key__c" else {}
         self.updateable = updateable
         rsps.post(LOGIN, json={"access_token": "00Dxx!access-token", "instance_url": INSTANCE})
         for sobject in self.fields:
@@ -45,14 +49,18 @@ class FakeOrg:
 
     def describe(self, sobject):
         def answer(request):
-            names = ["Id", "Email", *sorted(self.fields[sobject])]
-            fields = [{"name": n, "updateable": self.updateable and n != "Id"} for n in names]
+            names = {"Id": {}, "Email": {}, **self.fields[sobject]}
+            fields = [{"name": n, "updateable": self.updateable and n != "Id", "externalId": False, "unique": False,
+                       **attributes} for n, attributes in sorted(names.items())]
             return 200, {}, json.dumps({"name": sobject, "fields": fields})
         return answer
 
     def create(self, request):
-        sobject, name = json.loads(request.body)["FullName"].split(".")
-        self.fields[sobject].add(name)
+        body = json.loads(request.body)
+        tooling_object, name = body["FullName"].split(".")
+        metadata = body["Metadata"]
+        self.fields[TOOLING_OBJECTS.get(tooling_object, tooling_object)][name] = {
+            k: metadata[k] for k in ("externalId", "unique") if k in metadata}
         return 201, {}, json.dumps({"id": "00N1N00000XyZ", "success": True, "errors": []})
 
 
@@ -82,9 +90,16 @@ def test_setup_creates_missing_fields_then_rerun_changes_nothing():
     code, out = run(run_setup, CONFIG, None, False)
     assert code == 0, out
     created = [json.loads(c.request.body)["FullName"] for c in posts(responses)]
-    assert len(created) == 2 * len(LEADLOOP_FIELD_NAMES) - 2
+    assert len(created) == 2 * len(LEADLOOP_FIELD_NAMES) - 2 + 2
     assert "Lead.Leadloop_Score__c" not in created and "Contact.Leadloop_Score__c" in created
-    assert org.fields["Lead"] == org.fields["Contact"] == set(LEADLOOP_FIELD_NAMES.values())
+    assert set(org.fields["Contact"]) == set(LEADLOOP_FIELD_NAMES.values())
+    assert set(org.fields["Lead"]) == set(LEADLOOP_FIELD_NAMES.values()) | {"Leadloop_Key__c"}
+    # The key field: External ID and Unique on Lead and on activities (Task), so a retry finds its record.
+    assert created[-2:] == ["Lead.Leadloop_Key__c", "Activity.Leadloop_Key__c"]
+    key = json.loads(posts(responses)[-1].request.body)["Metadata"]
+    assert {k: key[k] for k in ("type", "length", "externalId", "unique", "caseSensitive")} == \
+        {"type": "Text", "length": 255, "externalId": True, "unique": True, "caseSensitive": True}
+    assert org.fields["Task"] == {"Leadloop_Key__c": {"externalId": True, "unique": True}}
 
     before = len(posts(responses))
     code, out = run(run_setup, CONFIG, None, False)
@@ -94,7 +109,7 @@ def test_setup_creates_missing_fields_then_rerun_changes_nothing():
 
 @responses.activate
 def test_setup_prints_masked_endpoint_and_no_secrets():
-    FakeOrg(responses, existing=ALL_FIELDS)
+    FakeOrg(responses, existing=ALL_FIELDS + KEY_FIELDS)
     code, out = run(run_setup, CONFIG, None, True)
     assert code == 0
     assert "https://leadloop.acme.example/webhooks/salesforce/****ef78" in out
@@ -130,8 +145,8 @@ def test_field_metadata_shapes():
         assert len(field_metadata(key)["label"]) <= 40  # Salesforce label limit
 
 
-def doctor_org(rsps, org_id="00Do0000000e0vQEAQ", updateable=True, remaining=4982):
-    FakeOrg(rsps, existing=ALL_FIELDS, updateable=updateable)
+def doctor_org(rsps, org_id="00Do0000000e0vQEAQ", updateable=True, remaining=4982, key_attributes=None):
+    FakeOrg(rsps, existing=ALL_FIELDS + KEY_FIELDS, updateable=updateable, key_attributes=key_attributes)
     rsps.get(f"{INSTANCE}/services/data/", json=[{"version": "61.0"}, {"version": "62.0"}])
     rsps.get(f"{API}/query", json={"done": True, "records": [{"Id": org_id}]})
     rsps.get(f"{API}/limits", json={"DailyApiRequests": {"Max": 5000, "Remaining": remaining}},
@@ -145,8 +160,18 @@ def test_doctor_healthy():
     assert code == 0, out
     assert "[ok] API version 62.0 available" in out
     assert "daily API requests: 4982 of 5000 remaining" in out and "18/5000" in out
+    assert "[ok] Task.Leadloop_Key__c: External ID and Unique (creates happen once)" in out
     for secret in SECRETS:
         assert secret not in out
+
+
+@responses.activate
+def test_a_key_field_that_is_not_an_external_id_is_reported_not_changed():
+    FakeOrg(responses, existing=ALL_FIELDS + KEY_FIELDS, key_attributes={"externalId": False, "unique": True})
+    code, out = run(run_setup, CONFIG, None, False)
+    assert code == 1
+    assert "Lead.Leadloop_Key__c: exists, but it is not an External ID" in out
+    assert not posts(responses)
 
 
 @pytest.mark.parametrize(("kwargs", "config", "expect"), [
@@ -155,6 +180,8 @@ def test_doctor_healthy():
     ({"remaining": 0}, {}, "[FAIL] daily API requests: 0 of 5000"),
     ({}, {"SALESFORCE_API_VERSION": "99.0"}, "[FAIL] API version 99.0 not offered"),
     ({}, {"SALESFORCE_WEBHOOK_TOKENS": ""}, "[FAIL] SALESFORCE_WEBHOOK_TOKENS is not set"),
+    ({"key_attributes": {"externalId": True, "unique": False}}, {},
+     "[FAIL] Task.Leadloop_Key__c: it is not Unique (edit the field: Unique)"),
 ])
 @responses.activate
 def test_doctor_failures(kwargs, config, expect):

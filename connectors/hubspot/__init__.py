@@ -8,6 +8,7 @@ from typing import Any
 from connectors.base import Connector, Endpoint
 from connectors.hubspot import project, setup
 from connectors.hubspot.client import BATCH_SIZE, make_client
+from connectors.hubspot.records import BATCH_SIZE as CREATE_BATCH_SIZE
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
 #: Every environment variable the connector reads (docs/hubspot.md, "Environment").
@@ -60,4 +61,5 @@ connector = Connector(
     run_doctor=setup.run_doctor,
     write_project=project.write_project,
     max_update_batch=BATCH_SIZE,
+    max_create_batch=CREATE_BATCH_SIZE,
 )

@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -22,19 +21,18 @@ from connectors.base import (
     CrmAuthError,
     CrmError,
     CrmRateLimited,
+    RecordCreate,
     RecordUpdate,
     TaskSpec,
     WriteOutcome,
 )
-from connectors.hubspot.fields import PROPERTY_FIELDS, canonical_value
+from connectors.hubspot.fields import PROPERTY_FIELDS, canonical_value, format_value
 from connectors.hubspot.paths import api_path
+from connectors.hubspot.records import upsert_batches, upsert_body, upsert_outcomes
+from connectors.hubspot.tasks import TASK_KEY_PROPERTY, task_body
 
 # --- mapping tables --------------------------------------------------------------------------
 
-TASK_PRIORITIES = {"high": "HIGH", "normal": "MEDIUM", "low": "LOW"}
-TASK_TYPES = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
-#: Task -> contact association (HUBSPOT_DEFINED), from the Tasks guide.
-TASK_TO_CONTACT = 204
 #: 207 error categories that will fail the same way on every retry: record and drop them.
 FINAL_CATEGORIES = frozenset({"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "MISSING_SCOPES", "INVALID_EMAIL"})
 #: Whole-call statuses that are the request's fault, not HubSpot's: recorded, not retried.
@@ -191,26 +189,52 @@ class HubSpotClient:
             outcomes.update(_update_outcomes(batch, response))
         return [outcomes[u.key] for u in updates]
 
+    def create_records(self, creates: Sequence[RecordCreate]) -> list[WriteOutcome]:
+        """Create (or find) web-only leads' contacts by email, 100 a call; one outcome per create.
+
+        ``external_id`` is the contact id, also for a contact that already existed (``new: false``).
+        Raises for 401, 429, 423, 477, 5xx and network failures; 400/403/404 are recorded.
+        """
+        outcomes: dict[str, WriteOutcome] = {}
+        for batch in upsert_batches(creates):
+            response = self.request("POST", api_path("contacts.batch_upsert"), json=upsert_body(batch))
+            outcomes.update(upsert_outcomes(batch, response.status_code, _json(response),
+                                            f"HubSpot {response.status_code}: {error_message(response)}",
+                                            FINAL_STATUSES))
+        return [outcomes[c.key] for c in creates]
+
     def create_task(self, task: TaskSpec) -> WriteOutcome:
-        """Create a task associated with the contact; ``external_id`` is HubSpot's task id."""
-        priority, task_type = TASK_PRIORITIES.get(task.priority), TASK_TYPES.get(task.type)
-        if priority is None or task_type is None:
-            return WriteOutcome(task.key, ok=False, error=f"unknown task priority/type {task.priority!r}/"
-                                f"{task.type!r}")
-        properties = {"hs_timestamp": format_value(task.due_at), "hs_task_body": task.body}
-        if task.owner_id:
-            properties["hubspot_owner_id"] = str(task.owner_id)
-        properties.update(hs_task_subject=task.subject, hs_task_status="NOT_STARTED",
-                          hs_task_priority=priority, hs_task_type=task_type)
-        body = {"properties": properties, "associations": [{
-            "to": {"id": task.crm_id},
-            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_CONTACT}],
-        }]}
+        """Create a task on the contact, unless one with ``task.key`` exists (``connectors.hubspot.tasks``).
+
+        ``external_id`` is HubSpot's task id, the existing one's when a crashed attempt made it.
+        """
+        try:
+            body = task_body(task)
+        except ValueError as exc:
+            return WriteOutcome(task.key, ok=False, error=str(exc))
+        found = self._task_by_key(task.key)
+        if isinstance(found, WriteOutcome):
+            return found
+        if found is not None:
+            return WriteOutcome(task.key, ok=True, external_id=found)
         response = self.request("POST", api_path("tasks.create"), json=body)
         if response.status_code in (200, 201):
             return WriteOutcome(task.key, ok=True, external_id=str(_json(response)["id"]))
-        return WriteOutcome(task.key, ok=False, retryable=response.status_code not in FINAL_STATUSES,
-                            error=f"HubSpot {response.status_code}: {error_message(response)}")
+        error = f"HubSpot {response.status_code}: {error_message(response)}"
+        return WriteOutcome(task.key, ok=False, error=error,
+                            retryable=_key_taken(response) or response.status_code not in FINAL_STATUSES)
+
+    def _task_by_key(self, key: str) -> str | WriteOutcome | None:
+        """The id of the task holding ``key``, None if there is none, or the refusal to record."""
+        response = self.request("GET", api_path("tasks.read", task_id=quote(key, safe="")),
+                                params={"idProperty": TASK_KEY_PROPERTY, "properties": TASK_KEY_PROPERTY})
+        if response.status_code == 200:
+            return str(_json(response)["id"])
+        if response.status_code == 404:
+            return None
+        return WriteOutcome(key, ok=False, retryable=response.status_code not in FINAL_STATUSES,
+                            error=f"HubSpot {response.status_code} reading the task by its key "
+                                  f"({TASK_KEY_PROPERTY}; run `leadloop setup hubspot`): {error_message(response)}")
 
     def task_is_open(self, task_id: str) -> bool:
         """Return whether the task is still open (``hs_task_status`` other than COMPLETED).
@@ -267,27 +291,6 @@ def make_client(config: Mapping[str, Any], redis: Any) -> HubSpotClient:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def format_value(value: Any) -> str:
-    """Return ``value`` as HubSpot property text: numbers plain, booleans true/false, UTC ISO 'Z'."""
-    if value is None:
-        return ""  # an empty string clears the property
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float | Decimal):
-        text = format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "\n".join(format_value(v) for v in value)
-    return str(value)
-
 
 def error_message(response: requests.Response) -> str:
     """Return HubSpot's error message (with its category) or the start of the body."""
@@ -352,6 +355,14 @@ def _update_outcomes(batch: list[RecordUpdate], response: requests.Response) -> 
         else:
             outcomes[u.key] = WriteOutcome(u.key, ok=True)
     return outcomes
+
+
+def _key_taken(response: requests.Response) -> bool:
+    """Whether a refused task create says the key is taken (another attempt made the task between
+    our read and our create): kept pending, so the next flush reads that task back. HubSpot does
+    not document this refusal's shape; a wrong guess costs retries (at most 10), never a task."""
+    text = response.text or ""
+    return response.status_code == 409 or (TASK_KEY_PROPERTY in text and "PROPERTY_DOESNT_EXIST" not in text)
 
 
 def _json(response: requests.Response) -> Any:

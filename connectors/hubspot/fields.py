@@ -1,10 +1,12 @@
 """HubSpot contact properties under leadloop's canonical field names (one table, read by the
-webhook parsers, the client and setup).
+webhook parsers, the client and setup), and values written as the text HubSpot properties take.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 #: What HubSpot sends instead of a sensitive property's value.
@@ -55,3 +57,24 @@ def canonical_value(name: str, value: Any) -> Any:
     if not math.isfinite(number):
         return value
     return int(number) if kind is int and number.is_integer() else number
+
+
+def format_value(value: Any) -> str:
+    """Return ``value`` as HubSpot property text: numbers plain, booleans true/false, UTC ISO 'Z'."""
+    if value is None:
+        return ""  # an empty string clears the property
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        text = format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "\n".join(format_value(v) for v in value)
+    return str(value)

@@ -23,9 +23,11 @@ PATHS: dict[str, str] = {
     "contacts.list": f"/crm/objects/{API_VERSION}/contacts",
     "contacts.batch_read": f"/crm/objects/{API_VERSION}/contacts/batch/read",
     "contacts.batch_update": f"/crm/objects/{API_VERSION}/contacts/batch/update",
+    # Create or update by email (web-only leads reaching MQL), at most 100 inputs a call
+    "contacts.batch_upsert": f"/crm/objects/{API_VERSION}/contacts/batch/upsert",
     # Tasks (the spec's scope for tasks is crm.objects.contacts.write / .read)
     "tasks.create": f"/crm/objects/{API_VERSION}/tasks",
-    "tasks.read": f"/crm/objects/{API_VERSION}/tasks/{{task_id}}",
+    "tasks.read": f"/crm/objects/{API_VERSION}/tasks/{{task_id}}",  # also by a unique property: ?idProperty=
     # Deals are addressed by objectTypeId in the 2026-03 document (scope crm.objects.deals.read)
     "deals.batch_read": f"/crm/objects/{API_VERSION}/0-3/batch/read",
     # Associations, e.g. deals -> contacts, at most 1,000 inputs a call
@@ -34,6 +36,11 @@ PATHS: dict[str, str] = {
     "properties.contacts": f"/crm/properties/{API_VERSION}/contacts",
     "property_groups.contacts": f"/crm/properties/{API_VERSION}/contacts/groups",
     "property_groups.contacts.one": f"/crm/properties/{API_VERSION}/contacts/groups/{{group}}",
+    # Task properties and groups: the task key property (HubSpot's OpenAPI names no task-specific
+    # schema scope; the contacts schema scopes are among those it accepts)
+    "properties.tasks": f"/crm/properties/{API_VERSION}/tasks",
+    "property_groups.tasks": f"/crm/properties/{API_VERSION}/tasks/groups",
+    "property_groups.tasks.one": f"/crm/properties/{API_VERSION}/tasks/groups/{{group}}",
     # Owners (scope crm.objects.owners.read)
     "owners.list": f"/crm/owners/{API_VERSION}",
     # Webhook subscriptions and settings of a legacy public app, with its developer API key.

@@ -2,7 +2,8 @@
 
 Setup is idempotent: it reads what exists first and creates only what is missing (the
 ``leadloop`` property group, one ``leadloop_<key>`` contact property per ``LEADLOOP_FIELDS``
-entry and, for a public app with a developer API key, the webhook subscriptions). ``dry_run``
+entry, the unique task property ``leadloop_task_key`` in a ``leadloop`` task property group and,
+for a public app with a developer API key, the webhook subscriptions). ``dry_run``
 makes only reads. Doctor makes only reads. Neither ever prints the access token.
 """
 
@@ -15,6 +16,7 @@ from connectors.base import LEADLOOP_FIELDS, CrmAuthError, CrmError, secret_list
 from connectors.hubspot.client import HubSpotClient, error_message, make_client
 from connectors.hubspot.fields import PROPERTY_FIELDS
 from connectors.hubspot.paths import PATHS, api_path
+from connectors.hubspot.tasks import TASK_KEY_PROPERTY, TASK_PROPERTY_GROUP, task_key_property_definition
 
 Echo = Callable[[str], None]
 
@@ -129,6 +131,7 @@ def run_setup(config: Mapping[str, Any], redis: Any, dry_run: bool, echo: Echo, 
         if _check_token(client, config, checks) is not False:
             _ensure_group(client, dry_run, checks)
             _ensure_properties(client, dry_run, checks)
+            _ensure_task_key(client, dry_run, checks)
         _subscriptions(client, config, dry_run, checks, watched)
     except CrmError as exc:
         checks.add("FAIL", f"stopped: {exc}")
@@ -151,6 +154,7 @@ def run_doctor(config: Mapping[str, Any], redis: Any, echo: Echo) -> int:
         ("owners list", lambda: _probe(client, PATHS["owners.list"], checks, "owners list readable")),
         ("contact read", lambda: _probe(client, PATHS["contacts.list"], checks, "contacts readable")),
         ("leadloop properties", lambda: _check_properties_present(client, checks)),
+        ("task key property", lambda: _check_task_key(client, checks)),
     ]
     for name, step in steps:
         try:
@@ -249,6 +253,55 @@ def _ensure_properties(client: HubSpotClient, dry_run: bool, checks: _Checklist)
         checks.add("todo", f"would create {len(created)} leadloop properties")
     elif not failed:
         checks.add("ok", f"all {len(LEADLOOP_FIELDS)} leadloop properties exist ({len(created)} created)")
+
+
+def _task_key_property(client: HubSpotClient) -> dict[str, Any] | None:
+    response = client.request("GET", PATHS["properties.tasks"])
+    if response.status_code != 200:
+        raise CrmError(f"listing task properties: {_refusal(response)}")
+    return next((p for p in response.json().get("results", []) if p.get("name") == TASK_KEY_PROPERTY), None)
+
+
+def _ensure_task_key(client: HubSpotClient, dry_run: bool, checks: _Checklist) -> None:
+    """The unique task property that makes tasks exactly-once (``connectors.hubspot.tasks``)."""
+    have = _task_key_property(client)
+    if have is not None:
+        _judge_task_key(have, checks)
+        return
+    if dry_run:
+        checks.add("todo", f"would create the unique task property {TASK_KEY_PROPERTY}")
+        return
+    group = client.request("GET", api_path("property_groups.tasks.one", group=TASK_PROPERTY_GROUP))
+    if group.status_code == 404:
+        group = client.request("POST", PATHS["property_groups.tasks"],
+                               json={"name": TASK_PROPERTY_GROUP, "label": GROUP_LABEL, "displayOrder": -1})
+    if group.status_code not in (200, 201, 409):
+        checks.add("FAIL", f"task property group '{TASK_PROPERTY_GROUP}': {_refusal(group)}")
+        return
+    created = client.request("POST", PATHS["properties.tasks"], json=task_key_property_definition())
+    if created.status_code not in (200, 201):
+        checks.add("FAIL", f"creating task property {TASK_KEY_PROPERTY}: {_refusal(created)}")
+        return
+    checks.note(f"created task property {TASK_KEY_PROPERTY}")
+    _judge_task_key(created.json(), checks)
+
+
+def _judge_task_key(prop: Mapping[str, Any], checks: _Checklist) -> None:
+    if prop.get("hasUniqueValue") is True:
+        checks.add("ok", f"task property {TASK_KEY_PROPERTY} holds unique values (tasks are created once)")
+    else:
+        # "Once set, this can't be changed" (hasUniqueValue, HubSpot's properties OpenAPI document).
+        checks.add("FAIL", f"task property {TASK_KEY_PROPERTY} does not require unique values, and HubSpot "
+                           "cannot change that: delete it in HubSpot and run setup again")
+
+
+def _check_task_key(client: HubSpotClient, checks: _Checklist) -> None:
+    have = _task_key_property(client)
+    if have is None:
+        checks.add("FAIL", f"missing task property {TASK_KEY_PROPERTY}; run `leadloop setup hubspot` "
+                           "(tasks are refused until it exists)")
+    else:
+        _judge_task_key(have, checks)
 
 
 def _subscriptions(client: HubSpotClient, config: Mapping[str, Any], dry_run: bool, checks: _Checklist,

@@ -1,4 +1,4 @@
-"""Salesforce connector: Outbound Messages and Flow callouts in, REST (scores, tasks) out."""
+"""Salesforce connector: Outbound Messages and Flow callouts in, REST (scores, Leads, tasks) out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Salesforce REST client: read lead fields, write scores back, create follow-up tasks.
+"""Salesforce REST client: read lead fields, write scores back, create Leads and follow-up tasks.
 
 No retry loops: a failed call raises (``CrmError``/``CrmRateLimited``/``CrmAuthError``) and the
 RQ job retries. The one exception is an expired session: a 401 ``INVALID_SESSION_ID`` drops the
@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -18,11 +19,13 @@ from connectors.base import (
     CrmAuthError,
     CrmError,
     CrmRateLimited,
+    RecordCreate,
     RecordUpdate,
     TaskSpec,
     WriteOutcome,
 )
 from connectors.salesforce.auth import TIMEOUT, SalesforceAuth, Token
+from connectors.salesforce.records import KEY_FIELD, duplicate_text, lead_body
 from connectors.salesforce.webhook import SALESFORCE_ID, id18, map_fields
 
 DEFAULT_API_VERSION = "62.0"
@@ -127,7 +130,8 @@ class SalesforceClient:
         return f"{token.instance_url}/services/data/v{self.api_version}{path}"
 
     def _once(self, token: Token, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token.access_token}",
+                   "Accept": "application/json"}
         try:
             response = self.session.request(method, self._url(token, path), headers=headers,
                                             timeout=TIMEOUT, **kwargs)
@@ -224,21 +228,47 @@ class SalesforceClient:
                 outcomes[index] = _outcome(updates[index].key, result)
         return [outcome for outcome in outcomes if outcome is not None]
 
+    def create_records(self, creates: Sequence[RecordCreate]) -> list[WriteOutcome]:
+        """Create a Lead per web-only lead (``connectors.salesforce.records``); ``external_id`` is
+        the Lead id. A duplicate rule's refusal is recorded with Salesforce's message."""
+        outcomes = []
+        for create in creates:
+            try:
+                body = lead_body(create, LEADLOOP_FIELD_NAMES, _format)
+            except ValueError as exc:
+                outcomes.append(WriteOutcome(create.key, ok=False, error=str(exc)))
+                continue
+            # Without the header assignment rules run and can replace the owner the hand-off chose.
+            headers = {"Sforce-Auto-Assign": "FALSE"} if create.owner_id else {}
+            outcomes.append(self._write_by_key("Lead", create.key, body, headers))
+        return outcomes
+
     def create_task(self, task: TaskSpec) -> WriteOutcome:
-        """Create one Task on the lead/contact; ``external_id`` is the new ``00T...`` id."""
+        """Create one Task on the lead/contact, or find the one made under ``task.key`` before;
+        ``external_id`` is its ``00T...`` id."""
         try:
             sobject_type(task.crm_id)
             body = task_body(task)
         except ValueError as exc:
             return WriteOutcome(task.key, ok=False, error=str(exc))
-        response = self.send("POST", "/sobjects/Task", json=body)
-        if response.status_code == 201:
-            return WriteOutcome(task.key, ok=True, external_id=response.json().get("id"))
-        code, message = _error_detail(response)
-        if response.status_code == 400:
-            return WriteOutcome(task.key, ok=False, error=f"{code}: {message}",
-                                retryable=code in TRANSIENT_CODES)
-        raise CrmError(f"Salesforce POST /sobjects/Task answered {response.status_code} {code}: {message}")
+        return self._write_by_key("Task", task.key, body, {})
+
+    def _write_by_key(self, sobject: str, key: str, body: dict[str, Any], headers: dict[str, str]) -> WriteOutcome:
+        """Read the record holding ``key``; if there is none, upsert it by the key. One outcome."""
+        path = f"/sobjects/{sobject}/{KEY_FIELD}/{quote(key, safe='')}"
+        found = self.send("GET", path, params={"fields": "Id"})
+        if found.status_code == 200:
+            return WriteOutcome(key, ok=True, external_id=found.json().get("Id"))
+        if found.status_code != 404:  # 404: no record holds the key (or the field is missing: see below)
+            return _refused(key, found)
+        response = self.send("PATCH", path, json=body, headers=headers)
+        if response.status_code in (200, 201):
+            return WriteOutcome(key, ok=True, external_id=response.json().get("id"))
+        if response.status_code == 204:  # API v45 and older answer an upsert without a body
+            again = self.send("GET", path, params={"fields": "Id"})
+            if again.status_code == 200:
+                return WriteOutcome(key, ok=True, external_id=again.json().get("Id"))
+        return _refused(key, response)
 
 
     def task_is_open(self, task_id: str) -> bool:
@@ -247,6 +277,24 @@ class SalesforceClient:
             raise CrmError(f"not a Salesforce id: {task_id!r}")
         record = self.call("GET", f"/sobjects/Task/{task_id}", params={"fields": "IsClosed"})
         return not (record or {}).get("IsClosed", False)
+
+
+def _refused(key: str, response: requests.Response) -> WriteOutcome:
+    """A keyed read or upsert Salesforce refused, as a recorded outcome (retryable if transient)."""
+    try:
+        errors = response.json()
+    except ValueError:
+        errors = []
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code = str(first.get("errorCode") or "")
+    if code == "DUPLICATES_DETECTED":
+        return WriteOutcome(key, ok=False, error=duplicate_text(first))
+    if response.status_code == 300:
+        return WriteOutcome(key, ok=False, error=f"{KEY_FIELD} {key} matches several records; mark the field Unique")
+    text = f"{response.status_code} {code}: {first.get('message') or ''}".strip().rstrip(":")
+    if response.status_code == 404:
+        text += f" (is {KEY_FIELD} there, External ID? run `leadloop setup salesforce`)"
+    return WriteOutcome(key, ok=False, error=text, retryable=code in TRANSIENT_CODES)
 
 
 def _format(key: str, value: Any) -> Any:

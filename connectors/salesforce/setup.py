@@ -1,6 +1,7 @@
 """``leadloop setup salesforce`` and ``leadloop doctor salesforce``.
 
-Setup creates the missing ``Leadloop_*__c`` fields on Lead and Contact through the Tooling API
+Setup creates the missing ``Leadloop_*__c`` fields on Lead and Contact, and the key field
+``Leadloop_Key__c`` (External ID, Unique) on Lead and on activities (Task), through the Tooling API,
 and prints the steps an admin does by hand (permission set, outbound message, Flow). It is
 idempotent: fields that exist are left alone, so a second run changes nothing. The doctor only
 reads. Neither prints a token, key or secret.
@@ -13,6 +14,7 @@ from typing import Any
 
 from connectors.base import LEADLOOP_FIELDS, CrmError, SignatureError, secret_list
 from connectors.salesforce.client import LEADLOOP_FIELD_NAMES, SalesforceClient, make_client
+from connectors.salesforce.records import KEY_FIELD
 from connectors.salesforce.webhook import check_organization
 
 Echo = Callable[[str], None]
@@ -27,6 +29,15 @@ OUTBOUND_FIELDS = (
     "Status", "OwnerId", "HasOptedOutOfEmail", "Rating", "LastModifiedDate",
 )
 PERMISSION_SET = "Leadloop Integration"
+#: Where the key field goes: the Tooling API's object (activity custom fields are defined on
+#: Activity) -> the object whose describe shows it.
+KEY_FIELD_OBJECTS: dict[str, str] = {"Lead": "Lead", "Activity": "Task"}
+#: The key field: leadloop's write key, so a retried create finds its record (``records.py``).
+KEY_FIELD_METADATA: dict[str, Any] = {
+    "label": "Leadloop key", "type": "Text", "length": 255, "externalId": True, "unique": True,
+    "caseSensitive": True,
+    "description": "leadloop's key for a record it created; unique, so a retried write finds the record.",
+}
 
 
 def field_metadata(key: str) -> dict[str, Any]:
@@ -93,6 +104,7 @@ def run_setup(config: Mapping[str, Any], redis: Any, dry_run: bool, echo: Echo) 
     echo(f"3. Field-level security: create the permission set '{PERMISSION_SET}' giving Read and Edit on")
     echo("   these fields of Lead and Contact, and assign it to the integration user:")
     echo("   " + ", ".join(LEADLOOP_FIELD_NAMES.values()))
+    echo(f"   and Read and Edit on {KEY_FIELD} of Lead and Task (Activity), plus Create on Lead and Task")
     echo("   (fields created through the API are visible to no one until this is done)")
 
     tokens = secret_list(config.get("SALESFORCE_WEBHOOK_TOKENS"))
@@ -113,7 +125,7 @@ def run_setup(config: Mapping[str, Any], redis: Any, dry_run: bool, echo: Echo) 
     for problem in problems:
         echo(f"  [ ] {problem}")
     echo(f"  [{' ' if problems else 'x'}] configuration complete")
-    echo(f"  [{' ' if missing_after else 'x'}] leadloop fields exist on Lead and Contact")
+    echo(f"  [{' ' if missing_after else 'x'}] leadloop fields exist on Lead and Contact, {KEY_FIELD} on Lead and Task")
     echo(f"  [?] permission set '{PERMISSION_SET}' assigned (check: leadloop doctor salesforce)")
     echo("  [?] an outbound message or Flow points at the endpoint above")
     return 0 if not problems and not missing_after else 1
@@ -141,7 +153,36 @@ def _ensure_fields(client: SalesforceClient, dry_run: bool, echo: Echo) -> list[
             except CrmError as exc:
                 echo(f"   {full_name}: NOT created: {exc}")
                 missing_after.append(full_name)
+    for tooling_object, sobject in KEY_FIELD_OBJECTS.items():
+        full_name = f"{tooling_object}.{KEY_FIELD}"
+        have = _describe(client, sobject).get(KEY_FIELD)
+        if have is not None:
+            problem = _key_field_problem(have)
+            echo(f"   {full_name}: exists" + (f", but {problem}" if problem else ""))
+            if problem:
+                missing_after.append(full_name)
+            continue
+        if dry_run:
+            echo(f"   {full_name}: missing, would be created (External ID, Unique)")
+            missing_after.append(full_name)
+            continue
+        try:
+            client.call("POST", "/tooling/sobjects/CustomField",
+                        json={"FullName": full_name, "Metadata": KEY_FIELD_METADATA})
+            echo(f"   {full_name}: created (External ID, Unique)")
+        except CrmError as exc:
+            echo(f"   {full_name}: NOT created: {exc}")
+            missing_after.append(full_name)
     return missing_after
+
+
+def _key_field_problem(described: Mapping[str, Any]) -> str | None:
+    """What keeps a described key field from guarding against a second create, if anything."""
+    if not described.get("externalId"):
+        return "it is not an External ID (edit the field: External ID, Unique)"
+    if not described.get("unique"):
+        return "it is not Unique (edit the field: Unique)"
+    return None
 
 
 def run_doctor(config: Mapping[str, Any], redis: Any, echo: Echo) -> int:
@@ -180,6 +221,12 @@ def run_doctor(config: Mapping[str, Any], redis: Any, echo: Echo) -> int:
             report(not bad, f"{sobject}: all leadloop fields visible and updateable" if not bad else
                    f"{sobject}: missing or read-only for this user: {', '.join(bad)} "
                    "(run setup, then check the permission set)")
+        for sobject in KEY_FIELD_OBJECTS.values():
+            key = _describe(client, sobject).get(KEY_FIELD)
+            problem = ("missing or not visible to this user (run setup, then check the permission set)"
+                       if key is None else _key_field_problem(key))
+            report(problem is None, f"{sobject}.{KEY_FIELD}: External ID and Unique (creates happen once)"
+                   if problem is None else f"{sobject}.{KEY_FIELD}: {problem}")
         daily = client.call("GET", "/limits").get("DailyApiRequests", {})
         maximum, remaining = daily.get("Max"), daily.get("Remaining")
         report(bool(maximum) and remaining is not None and remaining > 0,

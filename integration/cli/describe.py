@@ -30,7 +30,8 @@ def lead_zone(lead: Lead, rules: Rules | None) -> tuple[tzinfo, str]:
 
 
 def write_summary(kind: str, payload: dict[str, Any], zone: tzinfo) -> str:
-    """One line saying what a CRM write sets: the score fields, owner and status, or the task."""
+    """One line saying what a CRM write sets: the score fields, owner and status (of a new record
+    for a ``create``), or the task."""
     if not payload:
         return "(erased)"
     if kind == "task":
@@ -50,7 +51,8 @@ def write_summary(kind: str, payload: dict[str, Any], zone: tzinfo) -> str:
              f"nurture {fields['nurture_track']}" if fields.get("nurture_track") else None,
              f"owner {payload['owner_id']}" if payload.get("owner_id") else None]
     parts += [f"{name}={value}" for name, value in (payload.get("crm_fields") or {}).items()]
-    return ", ".join(part for part in parts if part)
+    text = ", ".join(part for part in parts if part)
+    return f"new record: {text}" if kind == "create" else text
 
 
 def timeline_text(what: str, detail: dict[str, Any], zone: tzinfo) -> str:

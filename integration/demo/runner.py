@@ -194,6 +194,19 @@ def _wait_drained(svc: Services, what: str, timeout: float = 600) -> None:
     raise RuntimeError(f"the queue did not drain within {timeout:.0f}s; see instance/demo/worker.log")
 
 
+def _records_of_handoffs(session: Any, leads: list[Any]) -> tuple[int, int]:
+    """Return (handed-off leads with no CRM record and none being created, web-only leads whose
+    record was created at hand-off: sent, or in shadow mode recorded)."""
+    from integration.store.models import OutboxWrite, Transition
+
+    handed_off = set(session.scalars(select(Transition.lead_id).where(Transition.to_stage == "mql")))
+    creates = dict(session.execute(select(OutboxWrite.lead_id, OutboxWrite.status)
+                                   .where(OutboxWrite.kind == "create").order_by(OutboxWrite.id)).all())
+    made = {lead_id for lead_id, status in creates.items() if status in ("pending", "sent", "shadow")}
+    without = [lead for lead in leads if lead.id in handed_off and lead.crm is None and lead.id not in made]
+    return len(without), len(made & handed_off)
+
+
 def print_summary(svc: Services, events: int, elapsed: float) -> None:
     from integration.store.models import Lead, OutboxWrite, ScoreRecord, Transition
 
@@ -217,16 +230,20 @@ def print_summary(svc: Services, events: int, elapsed: float) -> None:
         print("leads by band:  " + "  ".join(f"{b}={bands.get(b, 0)}" for b in ("hot", "warm", "cool", "cold")))
         print("leads by stage: " + "  ".join(f"{s}={n}" for s, n in stages.most_common()))
         print(f"hand-offs (became MQL): {handoffs}   recycled: {recycles}")
+        without, created = _records_of_handoffs(session, leads)
+        print(f"hand-offs without a CRM record: {without}   CRM records made for web-only leads at hand-off: "
+              f"{created} (rules handoff.create_in)")
         by_kind = Counter()
         for kind, status, n in writes:
             by_kind[(kind, status)] += n
-        print(f"CRM writes recorded in shadow mode: {by_kind[('update', 'shadow')]} field updates in "
-              f"{batches} batched calls, {by_kind[('task', 'shadow')]} tasks "
-              f"({by_kind[('update', 'superseded')]} updates superseded before sending)")
+        print(f"CRM writes recorded in shadow mode: {by_kind[('create', 'shadow')]} records created, "
+              f"{by_kind[('update', 'shadow')]} field updates in {batches} batched calls, "
+              f"{by_kind[('task', 'shadow')]} tasks ({by_kind[('update', 'superseded')]} updates superseded "
+              "before sending)")
         for task in tasks[:3]:
             t = task.payload.get("task", {})
-            print(f"  task for {task.crm}:{task.crm_id}: {t.get('subject')} (due {t.get('due_at')}, "
-                  f"{t.get('priority')}, owner {t.get('owner_id')})")
+            print(f"  task for {task.crm}:{task.crm_id or '(record created at hand-off)'}: {t.get('subject')} "
+                  f"(due {t.get('due_at')}, {t.get('priority')}, owner {t.get('owner_id')})")
         print("\ntop reasons of a few leads:")
         shown = 0
         for band in ("hot", "warm", "cool", "cold"):

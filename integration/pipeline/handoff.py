@@ -1,4 +1,5 @@
-"""A hand-off, applied: the owner (round-robin state row-locked), the rep's task, the SLA check.
+"""A hand-off, applied: the owner (round-robin state row-locked), the rep's task, the SLA check,
+and for a web-only lead the creation of its CRM record (the rules' ``handoff.create_in``).
 
 Runs inside the caller's per-lead transaction (``integration.pipeline.processing``), so a crash
 applies all or nothing. The decisions themselves are pure (``scoring.lifecycle``,
@@ -13,10 +14,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integration.pipeline.outbox import CrmChanges, queue_task
+from integration.pipeline.outbox import CrmChanges, latest_create, queue_create, queue_task
 from integration.services import Services
 from integration.store.models import Event, Lead, RotationState
 from scoring import ScoreResult
+from scoring.lifecycle import crm_fields_for
 from scoring.lifecycle_follow_up import owner_calendar, plan_task
 from scoring.lifecycle_rules import LifecycleRules
 from scoring.routing import Handoff, assign_owner
@@ -41,16 +43,38 @@ def hand_off(session: Session, svc: Services, lead: Lead, handoff: Handoff, play
     tz, country = owner_calendar(lead.owner_id, rules)
     plan = plan_task(playbook, tz, country, now, result, latest_activity, rules,
                      lead_fields={**(lead.fields or {}), "email": lead.email})
+    record_crm = lead.crm or record_being_created(session, svc, lead, result, now, changes)
     if plan is None:
         lead.sla_due_at = None
         return
     lead.sla_due_at = plan.due_at
-    if lead.crm:
+    if record_crm:
         queue_task(session, lead, {"subject": plan.subject, "body": plan.body, "due_at": plan.due_at.isoformat(),
                                    "priority": plan.priority, "type": plan.type, "owner_id": lead.owner_id,
-                                   "playbook": plan.playbook}, now)
+                                   "playbook": plan.playbook}, now, crm=record_crm)
         changes.task_queued = True
     schedule_sla_check(svc, lead.id, plan.due_at)
+
+
+def record_being_created(session: Session, svc: Services, lead: Lead, result: ScoreResult, now: datetime,
+                         changes: CrmChanges) -> str | None:
+    """The CRM where this web-only lead's record is being created, queueing the create at its
+    first hand-off (``handoff.create_in``); None when it gets no record (no ``create_in``, no
+    email, or a create the CRM refused: ``leadloop dead-letters --retry`` tries that again)."""
+    crm = svc.rules.lifecycle.handoff.create_in
+    if crm is None or not lead.email:
+        return None
+    earlier = latest_create(session, lead.id)
+    if earlier is not None and earlier.crm == crm and earlier.status == "failed":
+        return None
+    # A create recorded in shadow mode made nothing: once writes are live, the next hand-off makes it.
+    underway = earlier is not None and earlier.crm == crm and (
+        earlier.status == "pending" or (earlier.status == "shadow" and not svc.live_writes))
+    if not underway:
+        stage_fields = crm_fields_for(crm, lead.stage, svc.rules.lifecycle)
+        queue_create(session, lead, crm, result, now, CrmChanges(crm_fields=stage_fields, owner_id=lead.owner_id))
+    changes.record_crm = crm
+    return crm
 
 
 def _assign(session: Session, rules: LifecycleRules, handoff: Handoff) -> str | None:

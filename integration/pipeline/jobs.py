@@ -3,7 +3,8 @@
 - ``rescore_leads``  drains every unprocessed event of its leads in ``occurred_at`` order,
   one transaction per lead (``integration.pipeline.processing``); a lead that fails is
   recorded and retried on its own (``integration.pipeline.failures``);
-- ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``);
+- ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``) and
+  links the records it created to their leads (``integration.pipeline.record_links``);
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
 - ``rollout_rules``  rescores leads scored under older rules (``integration.pipeline.rollout``);
 - ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
@@ -30,7 +31,7 @@ from integration.pipeline import rollout
 from integration.pipeline.failures import OUTAGES, record_failure
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.observed import observed_job
-from integration.pipeline.outbox import lock_pending, send_batch
+from integration.pipeline.outbox import KINDS_IN_ORDER, lock_pending, send_batch
 from integration.pipeline.processing import check_sla, process_lead
 from integration.pipeline.queue import (
     clear_rescore_marks,
@@ -39,6 +40,7 @@ from integration.pipeline.queue import (
     request_flush,
     request_rescore,
 )
+from integration.pipeline.record_links import link_created_records
 from integration.store.events import pending_lead_ids
 from integration.store.models import Lead, OutboxWrite
 
@@ -89,22 +91,32 @@ def flush_outbox(crm: str) -> dict[str, Any]:
     totals: defaultdict[str, int] = defaultdict(int)
     # Shadow mode needs no credentials: it batches exactly as live mode would, and records.
     client = svc.crm_client(crm) if svc.live_writes else None
-    for kind, limit in (("update", svc.connector(crm).max_update_batch), ("task", 1)):
-        cursor = 0
-        while True:
-            with svc.sessions.begin() as session:
-                rows = lock_pending(session, crm, kind, cursor, limit)
-                if not rows:
-                    break
-                cursor = rows[-1].id
-                try:
-                    send_batch(client, rows, svc.now(), totals)
-                except CrmRateLimited as limited:
-                    log.warning("%s rate limited; flushing again in %.0fs", crm, limited.retry_after)
-                    svc.queue.enqueue_in(timedelta(seconds=limited.retry_after), flush_outbox,
-                                         crm, description=f"flush {crm} outbox after rate limit")
-                    totals["rate_limited"] += 1
-                    return dict(totals)
+    connector = svc.connector(crm)
+    limits = {"create": connector.max_create_batch, "update": connector.max_update_batch, "task": 1}
+    rescore: set[int] = set()  # leads that took over another lead's events when linked to a record
+    try:
+        for kind in KINDS_IN_ORDER:
+            cursor = 0
+            while True:
+                with svc.sessions.begin() as session:
+                    rows = lock_pending(session, crm, kind, cursor, limits[kind], awaiting_too=client is None)
+                    if not rows:
+                        break
+                    cursor = rows[-1].id
+                    try:
+                        send_batch(client, rows, svc.now(), totals)
+                    except CrmRateLimited as limited:
+                        log.warning("%s rate limited; flushing again in %.0fs", crm, limited.retry_after)
+                        svc.queue.enqueue_in(timedelta(seconds=limited.retry_after), flush_outbox,
+                                             crm, description=f"flush {crm} outbox after rate limit")
+                        totals["rate_limited"] += 1
+                        return dict(totals)
+                    if kind == "create":
+                        rescore |= link_created_records(session, rows, connector.normalise_id,
+                                                        connector.status_fields, svc.now())
+    finally:
+        if rescore:  # what the moved events change is scored on the survivor
+            request_rescore(svc.queue, sorted(rescore))
     return dict(totals)
 
 

@@ -1,8 +1,14 @@
 """The CRM writes: what goes into the outbox, and sending it to the CRM in batches.
 
 Writes are rows (``OutboxWrite``) added inside a lead's transaction, so a crash queues all or
-nothing; ``send_batch`` turns one CRM call's worth of rows into ``RecordUpdate``/``TaskSpec``
-objects for the connector (or, in shadow mode, records them as sent to no one).
+nothing; ``send_batch`` turns one CRM call's worth of rows into ``RecordCreate``/``RecordUpdate``/
+``TaskSpec`` objects for the connector (or, in shadow mode, records them as sent to no one).
+
+Three kinds, sent in this order: ``create`` (the CRM record of a web-only lead, at its hand-off),
+``update`` (leadloop's fields, owner, status) and ``task``. A task queued before its lead's record
+exists waits (``AWAITING_RECORD``) until the create's answer gives it the record id. Each row's
+idempotency key goes to the CRM with the write, which uses it to make a retried create find the
+record or task it made before (``connectors.base.RecordCreate``, ``TaskSpec``).
 """
 
 from __future__ import annotations
@@ -16,12 +22,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connectors.base import LEADLOOP_FIELDS, CrmClient, RecordUpdate, TaskSpec, WriteOutcome
+from connectors.base import LEADLOOP_FIELDS, CrmClient, RecordCreate, RecordUpdate, TaskSpec, WriteOutcome
 from integration.store.models import Lead, OutboxWrite
 from scoring import ScoreResult
 
 #: How many reasons the CRM's reasons field shows.
 REASONS_IN_CRM = 8
+#: The ``crm_id`` of a write waiting for the record leadloop is creating for a web-only lead; the
+#: create's answer fills in the record id (``integration.pipeline.record_links``).
+AWAITING_RECORD = ""
+#: The order a flush sends the kinds in: a record must exist before its fields and its task.
+KINDS_IN_ORDER = ("create", "update", "task")
 
 
 @dataclass
@@ -38,6 +49,9 @@ class CrmChanges:
     owner_id: str | None = None
     #: Whether a task for the rep was queued in this transaction.
     task_queued: bool = False
+    #: The CRM where this web-only lead's record is being created (queued now or before): the
+    #: transaction's writes go there although the lead has no CRM record yet.
+    record_crm: str | None = None
 
 
 def reasons_text(result: ScoreResult, limit: int = REASONS_IN_CRM) -> str:
@@ -109,15 +123,46 @@ def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetim
     return True
 
 
-def queue_task(session: Session, lead: Lead, task: dict[str, Any], now: datetime) -> None:
-    """Queue the rep's follow-up task for the lead's CRM record (numbered per lead)."""
+def write_key(kind: str, crm: str, record: str, *parts: object) -> str:
+    """An idempotency key that is unique beyond this database: the CRM keeps it on the record or
+    task it creates, so a key reused after a database reset must never match an old one."""
+    return ":".join([kind, crm, record, *map(str, parts), uuid.uuid4().hex[:16]])
+
+
+def queue_task(session: Session, lead: Lead, task: dict[str, Any], now: datetime, crm: str | None = None) -> None:
+    """Queue the rep's follow-up task for the lead's CRM record (numbered per lead); ``crm`` names
+    the CRM of a web-only lead's record still being created (the task then waits for it)."""
+    crm = lead.crm or crm
+    if crm is None:
+        raise ValueError(f"lead {lead.id} has no CRM record to put a task on")
+    crm_id = lead.crm_id if lead.crm else AWAITING_RECORD
     seq = session.scalar(select(func.count()).select_from(OutboxWrite)
                          .where(OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "task")) or 0
     session.add(OutboxWrite(
-        lead_id=lead.id, crm=lead.crm, crm_id=lead.crm_id, kind="task",
-        idempotency_key=f"task:{lead.crm}:{lead.crm_id}:{seq + 1}", status="pending", created_at=now,
-        payload={"task": task},
+        lead_id=lead.id, crm=crm, crm_id=crm_id, kind="task",
+        idempotency_key=write_key("task", crm, crm_id or f"lead{lead.id}", seq + 1), status="pending",
+        created_at=now, payload={"task": task},
     ))
+
+
+def queue_create(session: Session, lead: Lead, crm: str, result: ScoreResult, now: datetime,
+                 changes: CrmChanges) -> None:
+    """Queue the creation of a web-only lead's CRM record, carrying leadloop's fields, the
+    hand-off's owner and the stage's CRM fields, so one call makes the record complete."""
+    payload = update_payload(lead, result, changes)
+    payload["fields"]["scored_at"] = now.isoformat()
+    payload["record"] = {"email": lead.email, "lead_fields": dict(lead.fields or {})}
+    session.add(OutboxWrite(
+        lead_id=lead.id, crm=crm, crm_id=AWAITING_RECORD, kind="create",
+        idempotency_key=write_key("create", crm, f"lead{lead.id}"), status="pending", created_at=now,
+        payload=payload,
+    ))
+
+
+def latest_create(session: Session, lead_id: int) -> OutboxWrite | None:
+    """The newest record create queued for the lead, if any."""
+    return session.scalars(select(OutboxWrite).where(OutboxWrite.lead_id == lead_id, OutboxWrite.kind == "create")
+                           .order_by(OutboxWrite.id.desc()).limit(1)).first()
 
 
 def latest_sent_task_id(session: Session, lead_id: int) -> str | None:
@@ -129,12 +174,16 @@ def latest_sent_task_id(session: Session, lead_id: int) -> str | None:
 
 # --- sending ---------------------------------------------------------------------------------
 
-def lock_pending(session: Session, crm: str, kind: str, after_id: int, limit: int) -> list[OutboxWrite]:
+def lock_pending(session: Session, crm: str, kind: str, after_id: int, limit: int,
+                 awaiting_too: bool = False) -> list[OutboxWrite]:
     """The next pending rows of one kind for ``crm`` after ``after_id``, row-locked (PostgreSQL
-    skips rows another flush holds)."""
+    skips rows another flush holds). Rows waiting for their record come only with
+    ``awaiting_too`` (shadow mode, where no record is ever made and nothing is sent)."""
     stmt = (select(OutboxWrite).where(OutboxWrite.crm == crm, OutboxWrite.kind == kind,
                                       OutboxWrite.status == "pending", OutboxWrite.id > after_id)
             .order_by(OutboxWrite.id).limit(limit))
+    if kind != "create" and not awaiting_too:
+        stmt = stmt.where(OutboxWrite.crm_id != AWAITING_RECORD)
     if session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
@@ -149,9 +198,14 @@ def send_batch(client: CrmClient | None, rows: list[OutboxWrite], now: datetime,
         for row in rows:
             row.status, row.batch_id, row.sent_at = "shadow", batch_id, now
         totals["shadow"] += len(rows)
-        totals["batches" if rows[0].kind == "update" else "tasks"] += 1
+        totals[{"create": "creates", "update": "batches"}.get(rows[0].kind, "tasks")] += 1
         return
-    if rows[0].kind == "update":
+    if rows[0].kind == "create":
+        totals["creates"] += 1
+        outcomes = {o.key: o for o in client.create_records([_record_create(row) for row in rows])}
+        for row in rows:
+            _settle(row, outcomes.get(row.idempotency_key), batch_id, now, totals)
+    elif rows[0].kind == "update":
         totals["batches"] += 1
         outcomes = {o.key: o for o in client.update_records([_record_update(row) for row in rows])}
         for row in rows:
@@ -170,7 +224,8 @@ def _settle(row: OutboxWrite, outcome: WriteOutcome | None, batch_id: str, now: 
         row.last_error = "no outcome returned by the connector"
         totals["retry"] += 1
     elif outcome.ok:
-        # A created task keeps its CRM id (the SLA check asks the CRM whether it is done).
+        # A created task or record keeps its CRM id (the SLA check asks the CRM whether a task is
+        # done; a created record is linked to its lead, ``integration.pipeline.record_links``).
         row.status, row.sent_at, row.external_id, row.last_error = "sent", now, outcome.external_id, None
         totals["sent"] += 1
     elif outcome.retryable and row.attempts < 10:
@@ -190,6 +245,14 @@ def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def _record_update(row: OutboxWrite) -> RecordUpdate:
     payload = row.payload
     return RecordUpdate(key=row.idempotency_key, crm_id=row.crm_id, fields=_typed_fields(payload.get("fields", {})),
+                        owner_id=payload.get("owner_id"), crm_fields=payload.get("crm_fields", {}))
+
+
+def _record_create(row: OutboxWrite) -> RecordCreate:
+    payload = row.payload
+    record = payload.get("record") or {}
+    return RecordCreate(key=row.idempotency_key, email=record.get("email") or "",
+                        lead_fields=record.get("lead_fields") or {}, fields=_typed_fields(payload.get("fields", {})),
                         owner_id=payload.get("owner_id"), crm_fields=payload.get("crm_fields", {}))
 
 

@@ -301,6 +301,8 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
     apply_score(session, svc, lead, result, now, changes)
     if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
         outcome.crm_writes.add(lead.crm)
+    if changes.record_crm:  # a web-only lead's record is being created there
+        outcome.crm_writes.add(changes.record_crm)
     return outcome
 
 
@@ -332,6 +334,8 @@ def check_sla(session: Session, svc: Services, lead_id: int, due_at: datetime, n
     queued = result is not None and lead.crm is not None and queue_update(session, lead, result, now, changes)
     if lead.crm is not None and (queued or changes.task_queued):
         report["crm"] = lead.crm
+    elif changes.record_crm:
+        report["crm"] = changes.record_crm
     return report
 
 
