@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scoring.model import LeadProfile, ScoreResult, Signal
 
 from .checks import PHONE_INVALID, PHONE_VALID, looks_gibberish, phone_status
-from .fields import country_code, is_present, split_email, website_domain
+from .fields import condition_values, is_present, split_email, website_domain
 from .prepared import (
     BAND_RANK,
     Condition,
@@ -154,12 +154,9 @@ def _penalty_reason(penalty: float, penalty_reason: str) -> Draft:
 
 
 def _lead_values(fields: Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
-    values = dict(fields)
-    country = values.get("country")
-    if isinstance(country, str) and country.strip():
-        values["country"] = country_code(country) or country.strip()
+    """The values rules test (``fields.condition_values``) and the email's two parts."""
+    values = condition_values(fields)
     local, domain = split_email(values.get("email"))
-    values.setdefault("email_domain", domain or None)
     return values, local, domain
 
 

@@ -153,3 +153,16 @@ def website_domain(url: Any) -> str:
         return ""
     host = url.strip().lower().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
     return host[4:] if host.startswith("www.") else host
+
+
+def condition_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The lead's fields as conditions test them (fit, overrides, routes): ``country`` as its
+    ISO-2 code ("Germany" and "de" are DE; an unknown name stays, trimmed) and ``email_domain``
+    worked out from ``email`` unless given."""
+    values = dict(fields)
+    country = values.get("country")
+    if isinstance(country, str) and country.strip():
+        values["country"] = country_code(country) or country.strip()
+    _local, domain = split_email(values.get("email"))
+    values.setdefault("email_domain", domain or None)
+    return values

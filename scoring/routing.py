@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scoring.fields import country_code, split_email
+from scoring.fields import condition_values
 from scoring.lifecycle_rules import HandoffRules, RouteCondition, Team
 
 
@@ -42,18 +42,9 @@ class Handoff:
 
 
 def route_values(lead_fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the values route conditions test: the lead's fields as fit rules see them.
-
-    As in ``scoring.engine``: ``country`` becomes its ISO-2 code ("Germany" and "de" are DE; an
-    unknown name stays, trimmed), and ``email_domain`` is worked out from ``email``.
-    """
-    values = dict(lead_fields)
-    country = values.get("country")
-    if isinstance(country, str) and country.strip():
-        values["country"] = country_code(country) or country.strip()
-    _, domain = split_email(values.get("email"))
-    values.setdefault("email_domain", domain or None)
-    return values
+    """Return the values route conditions test: the lead's fields as fit rules see them
+    (``scoring.fields.condition_values``)."""
+    return condition_values(lead_fields)
 
 
 def condition_holds(condition: RouteCondition, lead_fields: Mapping[str, Any]) -> bool:
