@@ -1,4 +1,5 @@
-"""HubSpot connector: Webhooks API + workflow webhooks in, CRM contacts/tasks/owners out (date-versioned API)."""
+"""HubSpot connector: Webhooks API + workflow webhooks in, CRM contacts/tasks/owners out, deals and rep
+activity read back (date-versioned API)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Connector, Endpoint
-from connectors.hubspot import setup
+from connectors.hubspot import records, setup
 from connectors.hubspot.client import BATCH_SIZE, make_client
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
@@ -59,4 +60,5 @@ connector = Connector(
     run_setup=setup.run_setup,
     run_doctor=setup.run_doctor,
     max_update_batch=BATCH_SIZE,
+    make_record_reader=records.make_record_reader,
 )
