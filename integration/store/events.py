@@ -149,3 +149,12 @@ def pending_lead_ids(session: Session, older_than: datetime, now: datetime, limi
                or_(Lead.retry_at.is_(None), Lead.retry_at <= now))
         .group_by(Event.lead_id).limit(limit)
     ))
+
+
+def pending_record_crms(session: Session, older_than: datetime) -> list[str]:
+    """Return the CRMs with record events (deals, rep activity) received before ``older_than``
+    and still waiting for their leads."""
+    return list(session.scalars(
+        select(Event.source).where(Event.record_id.is_not(None), Event.lead_id.is_(None),
+                                   Event.processed_at.is_(None), Event.received_at < older_than)
+        .group_by(Event.source)))
