@@ -199,3 +199,36 @@ def test_a_call_by_another_rep_or_a_to_do_does_not_meet_the_sla(app, clock):
     step(svc, clock, due + timedelta(seconds=1))
     assert lead_of(svc, LEAD).sla_misses == 1
     assert [e.properties["activity_type"] for e in lead_events(svc, LEAD, "rep_activity")] == ["call", "task"]
+
+
+def test_lead_show_lists_the_deal_and_the_timeline_tells_the_call_and_the_deal(app, clock, config, tmp_path):
+    import json
+
+    from tests.test_cli import run
+
+    client, svc = app
+    hot_mql(client, svc, clock)
+    clock.advance(minutes=20)
+    send_salesforce(client, call(OWNER, START + timedelta(minutes=20)))
+    send_salesforce(client, converted(START + timedelta(minutes=20)))
+    drain(svc)
+    won_at = START + timedelta(days=16, hours=7)
+    step(svc, clock, won_at)
+    send_salesforce(client, opportunity("Closed Won", True, True, won_at))
+    drain(svc)
+    shown = run(config, "lead", "show", f"salesforce:{LEAD}", "--json", LEADLOOP_RULES=rules_file(tmp_path, [OWNER]))
+    assert shown.returncode == 0, shown.stderr
+    lead = json.loads(shown.stdout)
+    assert lead["deals"] == [{"id": OPPORTUNITY, "stage": "Closed Won", "amount": 12000, "currency": "EUR",
+                              "created_at": (START + timedelta(days=2)).isoformat(),
+                              "closed_at": (START + timedelta(days=16)).replace(hour=0).isoformat(),  # CloseDate
+                              "outcome": "won"}]
+    texts = [entry["text"] for entry in lead["timeline"] if entry["what"] == "event"]
+    assert f"salesforce/rep_activity call 00T1N00003xYzAbUAC by {OWNER} (outbound, Completed, at " in " ".join(texts)
+    assert f"salesforce/deal_change deal {OPPORTUNITY} Closed Won won 12,000.00 EUR" in texts
+    assert f"sql -> won (deal) amount=12000.00, currency=EUR, deal_id={OPPORTUNITY}, outcome=won, stage=Closed Won" \
+        in [entry["text"] for entry in lead["timeline"] if entry["what"] == "stage"]
+    text = run(config, "lead", "show", f"salesforce:{LEAD}").stdout.decode()
+    deals = text.split("deals:\n", 1)[1].splitlines()
+    assert deals[0].split() == ["DEAL", "STAGE", "OUTCOME", "AMOUNT", "CREATED", "CLOSED"]
+    assert OPPORTUNITY in deals[1] and "Closed Won" in deals[1] and "12,000.00 EUR" in deals[1]
