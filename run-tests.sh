@@ -14,7 +14,7 @@ if [ "$#" -eq 0 ]; then
   echo "the API fuzzer against a live server (scripts/fuzz_api.py):"
   .venv/bin/python scripts/fuzz_api.py
   echo "scoring tests again as pure Python (LEADLOOP_PURE_PYTHON=1):"
-  pure_tests=$(ls tests/test_scoring_*.py tests/test_rules_*.py tests/test_lifecycle_{decide,follow_up,rules}.py |
+  pure_tests=$(ls tests/test_scoring_*.py tests/test_rules_*.py tests/test_lifecycle_{decide,follow_up,outcomes,rules}.py |
     grep -v test_scoring_native.py)
   # shellcheck disable=SC2086  # one word per test file
   LEADLOOP_PURE_PYTHON=1 exec .venv/bin/python -m pytest -q $pure_tests

@@ -227,6 +227,23 @@ class CrmClient(Protocol):
         ...
 
 
+class RecordReader(Protocol):
+    """Reads, in batches, what a CRM's webhooks only name: deals and rep activity by id.
+
+    Values come under the record events' names (``connectors.events.DEAL_PROPERTIES``,
+    ``REP_ACTIVITY_PROPERTIES``), with ``contact_ids``: the people the record is associated with
+    now. No retries inside: a failed call raises ``CrmError`` and the queue retries.
+    """
+
+    def read_deals(self, deal_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return ``{deal id: properties}``; deals the CRM does not return are left out."""
+        ...
+
+    def read_rep_activities(self, activity_types: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """Return ``{activity id: properties}`` for ``{activity id: activity type}``; the rest left out."""
+        ...
+
+
 #: ``run_setup(config, redis, dry_run=..., echo=...)`` / ``run_doctor(config, redis, echo=...)``:
 #: exit codes (0 = fine), messages through ``echo``.
 SetupCommand = Callable[..., int]
@@ -271,6 +288,10 @@ class Connector:
     max_update_batch: int = 100
     #: Most records one create call takes (``CrmClient.create_records``).
     max_create_batch: int = 1
+    #: ``make_record_reader(config, redis)`` -> ``RecordReader``, for a CRM whose webhooks only
+    #: name a deal or activity (HubSpot); None when they carry the whole record (Salesforce).
+    #: Used only when ``can_read``.
+    make_record_reader: Callable[[Mapping[str, Any], Any], RecordReader] | None = None
 
 
 def secret_list(value: str | Sequence[str] | None) -> list[str]:

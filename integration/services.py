@@ -21,11 +21,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 import connectors
-from connectors.base import Connector, CrmClient
+from connectors.base import Connector, CrmClient, RecordReader
 from integration.clock import Clock, system_clock
 from integration.config import load_config
 from integration.embedded_redis import ensure_embedded_redis
-from integration.telemetry import CountedCrmClient, Telemetry
+from integration.telemetry import CountedCrmClient, CountedRecordReader, Telemetry
 from scoring import Rules, load_rules_file
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Services:
     #: The metrics this process records (``integration.telemetry``); flushed per request and job.
     telemetry: Telemetry = field(default_factory=lambda: Telemetry(None))
     _clients: dict[str, CrmClient] = field(default_factory=dict)
+    _readers: dict[str, RecordReader] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Mapping[str, Any] | None = None, *, clock: Clock | None = None) -> Services:
@@ -121,6 +122,18 @@ class Services:
             client = self.connector(crm).make_client(self.config, self.redis)
             self._clients[crm] = CountedCrmClient(crm, client, self.telemetry)
         return self._clients[crm]
+
+
+    def record_reader(self, crm: str) -> RecordReader | None:
+        """Return (and cache) the CRM's record reader, its calls counted; None when the CRM's
+        webhooks carry whole records or its read credentials are not configured."""
+        connector = self.connector(crm)
+        if connector.make_record_reader is None or not connector.can_read(self.config):
+            return None
+        if crm not in self._readers:
+            reader = connector.make_record_reader(self.config, self.redis)
+            self._readers[crm] = CountedRecordReader(crm, reader, self.telemetry)
+        return self._readers[crm]
 
 
 _current: Services | None = None

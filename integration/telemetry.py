@@ -29,7 +29,15 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from redis import Redis
 from redis.exceptions import RedisError
 
-from connectors.base import CrmClient, CrmRateLimited, RecordCreate, RecordUpdate, TaskSpec, WriteOutcome
+from connectors.base import (
+    CrmClient,
+    CrmRateLimited,
+    RecordCreate,
+    RecordReader,
+    RecordUpdate,
+    TaskSpec,
+    WriteOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,12 +227,7 @@ class CountedCrmClient:
         return self.client.max_update_batch
 
     def _call(self, method: str, call: Callable[[], T]) -> T:
-        self.telemetry.count("leadloop_crm_calls", crm=self.crm, method=method)
-        try:
-            return call()
-        except CrmRateLimited:
-            self.telemetry.count("leadloop_crm_rate_limited", crm=self.crm, method=method)
-            raise
+        return counted_call(self.telemetry, self.crm, method, call)
 
     def fetch_fields(self, crm_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self._call("fetch_fields", lambda: self.client.fetch_fields(crm_ids))
@@ -240,3 +243,27 @@ class CountedCrmClient:
 
     def task_is_open(self, task_id: str) -> bool:
         return self._call("task_is_open", lambda: self.client.task_is_open(task_id))
+
+
+class CountedRecordReader:
+    """A ``RecordReader`` whose calls count like the client's (``leadloop_crm_calls``)."""
+
+    def __init__(self, crm: str, reader: RecordReader, telemetry: Telemetry):
+        self.crm, self.reader, self.telemetry = crm, reader, telemetry
+
+    def read_deals(self, deal_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return counted_call(self.telemetry, self.crm, "read_deals", lambda: self.reader.read_deals(deal_ids))
+
+    def read_rep_activities(self, activity_types: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        return counted_call(self.telemetry, self.crm, "read_rep_activities",
+                            lambda: self.reader.read_rep_activities(activity_types))
+
+
+def counted_call(telemetry: Telemetry, crm: str, method: str, call: Callable[[], T]) -> T:
+    """Count one CRM call (and the rate limit it may end in) by CRM and method; return its result."""
+    telemetry.count("leadloop_crm_calls", crm=crm, method=method)
+    try:
+        return call()
+    except CrmRateLimited:
+        telemetry.count("leadloop_crm_rate_limited", crm=crm, method=method)
+        raise

@@ -183,6 +183,15 @@ def disposition_for(crm: str, field_name: str, value: str, rules: LifecycleRules
     return Disposition(kind, reason, occurred_at, source=f"{crm} {field_name}={value}")
 
 
+def may_move_forward(stage: str, target: str) -> bool:
+    """Whether sales' word (a disposition, a deal) may move a lead from ``stage`` to ``target``:
+    only further along the loop and never out of a terminal stage, except to ``won`` (a deal
+    reopened and won after all)."""
+    if target == "won":
+        return stage != "won"
+    return stage not in TERMINAL_STAGES and STAGE_RANK[target] > STAGE_RANK[stage]
+
+
 def crm_fields_for(crm: str | None, stage: str, rules: LifecycleRules) -> dict[str, str]:
     """Return the CRM fields to write for a stage (``crm_stages``); empty if none are mapped."""
     return dict(rules.crm_stages.get(crm or "", {}).get(stage, {}))
@@ -289,13 +298,8 @@ def _apply_disposition(draft: _Draft, disposition: Disposition) -> None:
     if disposition.kind == "rejected":
         _apply_rejection(draft, disposition, detail)
         return
-    target = DISPOSITION_STAGES[disposition.kind]
-    if target == "won":
-        allowed = stage != "won"
-    else:
-        allowed = stage not in TERMINAL_STAGES and STAGE_RANK[target] > STAGE_RANK[stage]
-    if allowed:
-        draft.move(target, "disposition", detail)
+    if may_move_forward(stage, DISPOSITION_STAGES[disposition.kind]):
+        draft.move(DISPOSITION_STAGES[disposition.kind], "disposition", detail)
     else:
         draft.notes.append(f"ignored {disposition.kind}: the lead is already {stage}")
 

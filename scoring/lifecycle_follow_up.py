@@ -2,12 +2,13 @@
 
 Pure. ``plan_task`` needs the owner, so the caller runs it after ``scoring.routing.assign_owner``.
 ``on_sla_due`` runs when a hand-off's task falls due (the caller schedules it at the task's due
-time and checks the CRM for a call, email or status change first).
+time and checks the CRM for a call, email or status change first; ``sla_action`` says whether a
+rep activity logged in the CRM counts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,36 @@ class SlaDecision:
     crm_fields: Mapping[str, str] = field(default_factory=dict)
     disqualified: bool = False
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepActivity:
+    """A call, email, meeting or task logged in the CRM on the lead (vendor-neutral)."""
+
+    #: ``call``, ``email``, ``meeting`` or ``task``.
+    type: str
+    #: The CRM user who owns it (the rep who logged it), if known.
+    owner_id: str | None
+    #: When it was logged in the CRM (aware).
+    logged_at: datetime
+    #: ``inbound`` for what the lead sent (an email reply), ``outbound``, or None if unknown.
+    direction: str | None = None
+
+
+def sla_action(lead: LeadState, activities: Iterable[RepActivity], rules: LifecycleRules) -> RepActivity | None:
+    """Return the first rep activity that meets the lead's hand-off SLA, or None.
+
+    It counts when its type is among the ``actions`` of the hand-off's SLA policy (playbook, else
+    band, else ``default``), it was logged by the lead's owner at or after the last hand-off (a
+    reassignment is a new hand-off), and it is not inbound (the lead writing is not the rep acting).
+    """
+    if lead.owner_id is None or lead.last_handoff_at is None:
+        return None
+    actions = rules.sla_for(lead.handoff_playbook, lead.handoff_band).actions
+    found = [activity for activity in activities
+             if activity.type in actions and activity.owner_id == lead.owner_id
+             and activity.logged_at >= lead.last_handoff_at and activity.direction != "inbound"]
+    return min(found, key=lambda activity: activity.logged_at, default=None)
 
 
 def owner_calendar(owner_id: str | None, rules: LifecycleRules, *, owner_tz: str | None = None,

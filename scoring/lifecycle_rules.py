@@ -1,11 +1,11 @@
 """Rules-file sections for the lead lifecycle (working hours, playbooks, hand-off, routing, SLA,
-feedback, recycle, CRM stage mapping). Owned by the lifecycle work; the rules loader nests these.
+feedback, recycle, CRM stage mapping, deal outcomes). Owned by the lifecycle work; the rules loader nests these.
 
 Contract with ``scoring.rules``: ``LIFECYCLE_SECTIONS`` maps a top-level key of the rules file
 to a factory of the marshmallow field that validates it (all optional); ``build(sections,
 vocabulary)`` turns the loaded sections into the object exposed as ``Rules.lifecycle``, checking
-the per-CRM sections (``feedback``, ``crm_stages``) and ``handoff.create_in`` against the caller's
-CRM vocabulary;
+the per-CRM sections (``feedback``, ``crm_stages``, ``outcomes``) and ``handoff.create_in`` against
+the caller's CRM vocabulary;
 ``syntax_warnings(sections)`` lists old spellings that still load (the old route syntax). The schemas and the vocabulary
 (stages, playbooks, reason codes) live in ``scoring.lifecycle_schemas``; ``build`` accepts the
 raw or the loaded sections (it validates them again, which is idempotent).
@@ -23,6 +23,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from scoring.business_time import working_day_length
 from scoring.lifecycle_schemas import (
+    DEFAULT_SLA_ACTIONS,
     PLAYBOOKS,
     WEEKDAYS,
     CrmVocabulary,
@@ -38,6 +39,7 @@ from scoring.lifecycle_schemas import (
     duplicate_feedback_fields,
     feedback_field,
     old_route_syntax_warnings,
+    outcomes_field,
     parse_duration,
 )
 from scoring.matchers import field_test
@@ -56,9 +58,10 @@ LIFECYCLE_SECTIONS: dict[str, Callable[[], fields.Field]] = {
     "feedback": feedback_field,
     "recycle": _nested(RecycleSchema),
     "crm_stages": crm_stages_field,
+    "outcomes": outcomes_field,
 }
 #: The sections keyed by CRM name.
-CRM_SECTIONS = ("feedback", "crm_stages")
+CRM_SECTIONS = ("feedback", "crm_stages", "outcomes")
 
 
 # --- the typed object ------------------------------------------------------------------------
@@ -168,6 +171,8 @@ class HandoffRules:
 class SlaPolicy:
     escalation: tuple[str, ...]
     max_misses: int
+    #: The rep activity types (``call``, ``email``, ``meeting``, ``task``) that meet the SLA.
+    actions: tuple[str, ...] = DEFAULT_SLA_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,25 @@ class RecycleRules:
 
 
 @dataclass(frozen=True)
+class PipelineOutcomes:
+    """What the deals of one pipeline mean (the ``outcomes`` section)."""
+
+    #: False: the pipeline's deals are no outcome of a hand-off.
+    count: bool = True
+    #: stage id -> ``open``/``won``/``lost`` (used when the CRM sent no stage flags) or ``ignore``.
+    stages: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CrmOutcomes:
+    """One CRM's part of the ``outcomes`` section."""
+
+    pipelines: Mapping[str, PipelineOutcomes] = dataclass_field(default_factory=dict)
+    #: ``count`` or ``ignore``: the deals of pipelines not listed.
+    other_pipelines: str = "count"
+
+
+@dataclass(frozen=True)
 class LifecycleRules:
     working_hours: WorkingHours
     playbooks: dict[str, Playbook]
@@ -209,6 +233,8 @@ class LifecycleRules:
     crm_stages: dict[str, dict[str, dict[str, str]]] = dataclass_field(default_factory=dict)
     #: The CRM vocabulary the file was checked against (crm -> CRM field name -> canonical name).
     crm_vocabulary: Mapping[str, Mapping[str, str]] = dataclass_field(default_factory=dict)
+    #: crm -> what its deals' pipelines and stages mean (``scoring.lifecycle_outcomes``).
+    outcomes: Mapping[str, CrmOutcomes] = dataclass_field(default_factory=dict)
 
     def sla_for(self, playbook: str | None, band: str | None) -> SlaPolicy:
         """Return the SLA policy of a playbook, else of a band, else ``default``, else built-in."""
@@ -254,12 +280,13 @@ def build(sections: Mapping[str, Any], vocabulary: CrmVocabulary | None = None) 
         working_hours=hours,
         playbooks=_playbooks(loaded["playbooks"], hours),
         handoff=_handoff(loaded["handoff"]),
-        sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"])
+        sla={key: SlaPolicy(tuple(value["escalation"]), value["max_misses"], tuple(value["actions"]))
              for key, value in loaded["sla"].items()},
         feedback=_feedback(loaded["feedback"], vocabulary or {}),
         recycle=_recycle_rules(loaded["recycle"]),
         crm_stages=dict(loaded["crm_stages"]),
         crm_vocabulary={crm: dict(names) for crm, names in (vocabulary or {}).items()},
+        outcomes=_outcomes(loaded["outcomes"]),
     )
 
 
@@ -313,3 +340,10 @@ def _recycle_rules(data: dict[str, Any]) -> RecycleRules:
         for reason, policy in data["reasons"].items()
     }
     return RecycleRules(data["max_recycles"], data["default_track"], reasons)
+
+
+def _outcomes(data: dict[str, Any]) -> dict[str, CrmOutcomes]:
+    return {crm: CrmOutcomes({pipeline: PipelineOutcomes(settings["count"], dict(settings["stages"]))
+                              for pipeline, settings in section["pipelines"].items()},
+                             section["other_pipelines"])
+            for crm, section in data.items()}

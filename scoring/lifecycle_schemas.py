@@ -30,6 +30,14 @@ BANDS = ("cold", "cool", "warm", "hot")
 REJECT_REASONS = ("not_ready", "no_response", "wrong_person", "bad_data", "competitor", "student")
 DISPOSITION_KINDS = ("accepted", "qualified", "won", "lost", "rejected")
 ESCALATION_STEPS = ("remind", "reassign", "recycle")
+#: What a rep's logged activity is, as the connectors name it (a Salesforce to-do Task is ``task``).
+REP_ACTIVITY_TYPES = ("call", "email", "meeting", "task")
+#: The activity that meets a hand-off's SLA when an ``sla`` policy does not say (``actions``).
+DEFAULT_SLA_ACTIONS = ("call", "email", "meeting")
+#: What a deal stage means in the ``outcomes`` section (``ignore``: the deal is no outcome).
+STAGE_OUTCOMES = ("open", "won", "lost", "ignore")
+#: What happens to deals in pipelines the ``outcomes`` section does not list.
+OTHER_PIPELINES = ("count", "ignore")
 #: The operators of the old route syntax ``{field, op, value}``, and the operator of the rules file's
 #: one condition language each is rewritten to (``eq`` with a number or true/false: ``in``, see
 #: ``rewrite_old_route_condition``). Routes now use the one language, like fit and ``when_any``.
@@ -433,6 +441,9 @@ class SlaPolicySchema(Schema):
     escalation = fields.List(fields.String(validate=_one_of(ESCALATION_STEPS)), required=True,
                              validate=validate.Length(min=1, error="needs at least one step"))
     max_misses = fields.Integer(required=True, strict=True, validate=_at_least(1))
+    #: The rep activities logged in the CRM (by the lead's owner, after the hand-off) that meet it.
+    actions = fields.List(fields.String(validate=_one_of(REP_ACTIVITY_TYPES)),
+                          load_default=lambda: list(DEFAULT_SLA_ACTIONS))
 
 
 SlaSchema = Schema.from_dict(
@@ -471,3 +482,33 @@ def feedback_field() -> NamedMap:
 def crm_stages_field() -> NamedMap:
     """The ``crm_stages`` section: CRM name -> stage -> CRM field name -> value."""
     return NamedMap(NamedMap(TextMap(), names=STAGES, what="stage"), what="CRM names")
+
+
+class StageOutcomeMap(fields.Field):
+    """Stage id -> ``open``, ``won``, ``lost`` or ``ignore`` (numeric ids in YAML become text)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise ValidationError("must be a mapping of stage ids to open, won, lost or ignore")
+        errors = {str(key): [f"must be one of {', '.join(STAGE_OUTCOMES)}"]
+                  for key, item in value.items() if item not in STAGE_OUTCOMES}
+        if errors:
+            raise ValidationError(errors)
+        return {str(key): str(item) for key, item in value.items()}
+
+
+class PipelineOutcomesSchema(Schema):
+    #: false: deals in this pipeline are no outcome (renewals, partner deals ...).
+    count = fields.Boolean(load_default=True)
+    stages = StageOutcomeMap(load_default=dict)
+
+
+class CrmOutcomesSchema(Schema):
+    pipelines = NamedMap(fields.Nested(PipelineOutcomesSchema), what="pipeline ids", load_default=dict)
+    other_pipelines = fields.String(load_default="count", validate=_one_of(OTHER_PIPELINES))
+
+
+def outcomes_field() -> NamedMap:
+    """The ``outcomes`` section: CRM name -> ``pipelines`` (pipeline id -> ``count``, ``stages``) and
+    ``other_pipelines``. The CRM names are checked against the caller's vocabulary in ``build``."""
+    return NamedMap(fields.Nested(CrmOutcomesSchema), what="CRM names")

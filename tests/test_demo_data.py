@@ -310,3 +310,38 @@ def test_requests_are_json_or_soap_with_the_right_content_type():
             assert body.startswith(b"<?xml")
         else:
             assert headers["Content-Type"] == "application/json" and isinstance(json.loads(body), list)
+
+
+# --- phase 3: sales turns accepted leads into deals --------------------------------------------------
+
+def test_phase3_makes_deals_of_the_accepted_leads_through_the_crm_webhooks():
+    from scoring.lifecycle_outcomes import DealStage, deal_outcome
+
+    data = dataset()
+    crm_leads = [lead for lead in data.leads if lead.crm]
+    stages = {(lead.crm, lead.crm_id): "accepted" for lead in crm_leads[:100]}
+    stages |= {(lead.crm, lead.crm_id): "mql" for lead in crm_leads[100:140]}
+    at = NOW + timedelta(hours=2)
+    requests = data.deals_builder(_store(stages), at=at)
+    events = [event for outgoing in requests for event in parse(outgoing)]
+    deals = [e for e in events if e.kind == "deal_change"]
+    conversions = [e for e in events if e.kind == "record_snapshot"]
+    assert {e.kind for e in events} == {"deal_change", "record_snapshot"}
+    assert all(e.properties["converted_opportunity_id"] and e.fields["lead_status"] == "Closed - Converted"
+               for e in conversions)
+    # Every deal names a lead sales accepted: a HubSpot contact, or the Contact a Salesforce Lead became.
+    contacts = {e.properties["converted_contact_id"] for e in conversions}
+    for event in deals:
+        for person in event.properties.get("contact_ids", []):
+            assert (event.crm, person) in stages or person in contacts
+    # How each deal ends, read as leadloop reads it (HubSpot: the rules' stage table; Salesforce: IsWon/IsClosed).
+    last = {}
+    for event in sorted(deals, key=lambda e: e.occurred_at):
+        state = last.setdefault((event.crm, event.record_id), {})
+        state.update({k: v for k, v in event.properties.items() if k in ("stage", "pipeline", "is_closed", "is_won")})
+    ends = Counter(deal_outcome(crm, DealStage(s.get("pipeline"), s.get("stage"), s.get("is_closed"), s.get("is_won")),
+                                rules().lifecycle) for (crm, _), s in last.items())
+    assert 60 <= sum(ends.values()) <= 95
+    assert ends["won"] >= 25 and ends["lost"] >= 15 and ends["open"] >= 10, ends
+    assert all(at < e.occurred_at < at + timedelta(minutes=20) for e in events)
+    assert requests == data.deals_builder(_store(stages), at=at)  # deterministic

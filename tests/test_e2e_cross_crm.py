@@ -149,3 +149,103 @@ def test_profile_fields_reported_by_hubspot_property_changes_are_stored_like_sal
     with svc.sessions() as session:
         hubspot, salesforce = the_two_leads(session)
         assert hubspot.fields == salesforce.fields
+
+
+# --- the same journey to revenue through either CRM -----------------------------------------------
+
+def test_form_mql_call_and_a_won_deal_end_the_same_through_either_crm(config, tmp_path):
+    """Form -> MQL -> a call logged by the owner -> a deal won for 12,000 EUR, told by HubSpot
+    (generic webhooks, deals and calls read back) and by Salesforce (outbound messages on the Lead,
+    the Task, the converted Lead and the Opportunity): the same stage, outcome and amount."""
+    from integration.cli.leads import lead_report
+    from tests.outcomes_support import (
+        Clock,
+        fake_hubspot,
+        hs_association,
+        hs_object,
+        hs_property,
+        outbound_message,
+        rules_file,
+        send_hubspot,
+        send_salesforce,
+        sf_stamp,
+        world,
+    )
+    from tests.test_outcomes_hubspot import START, iso
+
+    hs_owner, sf_owner, deal, call, contact = "41", "0051N000005cDeFQAU", 7891023, 45012301, "0031N00001fGhIjQAK"
+    clock = Clock(START)
+    logged, won_at = START + timedelta(minutes=20), START + timedelta(days=16, hours=7)
+
+    def form(prefix: str, crm: str, crm_id: str) -> list[dict[str, Any]]:
+        return [web_event(f"{prefix}-form", "form_submit", email=EMAIL, crm=crm, crm_id=crm_id,
+                          occurred_at=(START - timedelta(hours=1)).isoformat(),
+                          properties={"form": "demo-request", "fields": PROFILE}),
+                web_event(f"{prefix}-map", "content_download", email=EMAIL, crm=crm, crm_id=crm_id,
+                          occurred_at=(START - timedelta(minutes=5)).isoformat(), properties={"asset": "coverage-map"})]
+
+    with world(config, rules_file(tmp_path, ["REPLACE-rep"]), clock, HUBSPOT_ACCESS_TOKEN="pat-na1-test") as (
+            client, svc), fake_hubspot() as hubspot:
+        # Who the person is and who owns the record, as each CRM says it; then the form.
+        send_hubspot(client, [hs_property("contact", int(HUBSPOT_ID), START - timedelta(hours=2),
+                                          "hubspot_owner_id", hs_owner)])
+        send_salesforce(client, outbound_message("Lead", SALESFORCE_ID, {
+            "Email": EMAIL, "LastName": "Meyer", "Company": "Acme Robotics", "OwnerId": sf_owner,
+            "Status": "Open - Not Contacted", "LastModifiedDate": sf_stamp(START - timedelta(hours=2))}))
+        assert post_events(client, form("hs", "hubspot", HUBSPOT_ID) + form("sf", "salesforce", SALESFORCE_ID)
+                           ).status_code == 200
+        drain(svc)
+        # The owner calls within the hour.
+        clock.value = logged + timedelta(minutes=1)
+        hubspot.activity("calls", call, [int(HUBSPOT_ID)], hubspot_owner_id=hs_owner, hs_createdate=iso(logged),
+                         hs_timestamp=iso(logged), hs_call_direction="OUTBOUND", hs_call_status="COMPLETED")
+        send_hubspot(client, [hs_object("creation", "call", call, logged),
+                              *hs_association("call", call, int(HUBSPOT_ID), logged)])
+        send_salesforce(client, outbound_message("Task", "00T1N00003xYzAbUAC", {
+            "CallType": "Outbound", "CreatedDate": sf_stamp(logged), "LastModifiedDate": sf_stamp(logged),
+            "OwnerId": sf_owner, "Status": "Completed", "Subject": "Call", "TaskSubtype": "Call",
+            "WhoId": SALESFORCE_ID}))
+        drain(svc)
+        with svc.sessions() as session:
+            due = max(session.scalars(select(Lead.sla_due_at).where(Lead.sla_due_at.is_not(None))))
+        clock.value = due + timedelta(seconds=1)
+        drain(svc)  # the SLA checks: both met by the call
+        clock.advance(minutes=1)
+        # The deal is won.
+        clock.value = won_at + timedelta(minutes=1)
+        drain(svc)
+        clock.advance(minutes=1)
+        hubspot.deal(deal, [int(HUBSPOT_ID)], pipeline="default", dealstage="closedwon", amount="12000",
+                     deal_currency_code="EUR", createdate=iso(START + timedelta(days=2)), closedate=iso(won_at),
+                     hs_is_closed="true", hs_is_closed_won="true")
+        send_hubspot(client, [hs_object("creation", "deal", deal, won_at),
+                              *hs_association("deal", deal, int(HUBSPOT_ID), won_at)])
+        send_salesforce(client, outbound_message("Lead", SALESFORCE_ID, {
+            "Email": EMAIL, "LastName": "Meyer", "Company": "Acme Robotics", "OwnerId": sf_owner,
+            "Status": "Closed - Converted", "IsConverted": "true", "ConvertedContactId": contact,
+            "ConvertedOpportunityId": "0061N00000Dy2mBQAR", "LastModifiedDate": sf_stamp(won_at)}))
+        drain(svc)
+        clock.advance(minutes=1)  # one rescoring per lead and clock reading: the writes are stamped with it
+        send_salesforce(client, outbound_message("Opportunity", "0061N00000Dy2mBQAR", {
+            "Amount": "12000.0", "CloseDate": sf_stamp(won_at)[:10], "ContactId": contact,
+            "CreatedDate": sf_stamp(START + timedelta(days=2)), "CurrencyIsoCode": "EUR", "IsClosed": "true",
+            "IsWon": "true", "LastModifiedDate": sf_stamp(won_at), "StageName": "Closed Won"}))
+        drain(svc)
+        with svc.sessions() as session:
+            # The Salesforce Contact the Lead became is only a pointer to it.
+            hubspot_lead, salesforce_lead = (session.scalars(select(Lead).where(
+                Lead.crm == crm, Lead.merged_into_id.is_(None))).one() for crm in ("hubspot", "salesforce"))
+            reports = [lead_report(session, lead, svc.rules)[0] for lead in (hubspot_lead, salesforce_lead)]
+            misses = [(lead.sla_misses, lead.owner_id) for lead in (hubspot_lead, salesforce_lead)]
+    assert misses == [(0, hs_owner), (0, sf_owner)]  # the call met each SLA
+    for report in reports:
+        assert report["stage"] == "won"
+        [won] = report["deals"]
+        assert (won["outcome"], won["amount"], won["currency"]) == ("won", 12000, "EUR")
+        assert len(report["tasks"]) == 1  # no reminder
+        calls = [entry["text"] for entry in report["timeline"] if entry["what"] == "event"
+                 and entry["kind"] == "rep_activity"]
+        assert len(calls) == 1 and "/rep_activity call" in calls[0]
+    stages = [[entry["detail"]["outcome"] for entry in report["timeline"]
+               if entry["what"] == "stage" and entry["cause"] == "deal"] for report in reports]
+    assert stages[0] == stages[1] == ["won"]

@@ -284,10 +284,10 @@ def test_deletion_restore_and_association_change(client, svc):
 
 @pytest.mark.parametrize("event", [
     hs_event("company.creation", 900, 401, at(1), changeFlag="CREATED"),
-    hs_event("deal.propertyChange", 901, 402, at(1), propertyName="amount", propertyValue="1000"),
-    hs_event("object.creation", 902, 403, at(1), objectTypeId="0-3"),
+    hs_event("ticket.propertyChange", 901, 402, at(1), propertyName="subject", propertyValue="Help"),
+    hs_event("object.creation", 902, 403, at(1), objectTypeId="0-5"),
     hs_event("contact.someFutureType", 903, 404, at(1)),
-], ids=["company.creation", "deal.propertyChange", "object.creation", "contact.someFutureType"])
+], ids=["company.creation", "ticket.propertyChange", "object.creation", "contact.someFutureType"])
 def test_unknown_subscription_types_are_stored_ignored_and_create_no_lead(client, svc, event):
     response = post_hubspot(client, [event])
     assert response.status_code == 200

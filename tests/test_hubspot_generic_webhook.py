@@ -124,24 +124,52 @@ def test_legacy_contact_event_types_from_other_apps_dedupe_too():
     assert one([legacy]).event_key == one([again]).event_key
 
 
-# --- deals: stored as ignored, described, never a lead ----------------------------------------
+# --- deals: outcomes, record events naming the deal --------------------------------------------
 
-DEAL = {"object_type": "deal", "object_type_id": "0-3", "object_id": "7891023"}
-
-
-@pytest.mark.parametrize(("name", "change", "extra"), [
-    ("object_creation_deal.json", "creation", {}),
-    ("object_propertyChange_deal.json", "propertyChange", {"property": "dealstage", "value": "closedwon"}),
-    ("object_deletion_deal.json", "deletion", {}),
-    ("object_restore_deal.json", "restore", {}),
-    ("object_merge_deal.json", "merge", {"merged_ids": ["7891099"]}),
+@pytest.mark.parametrize(("name", "properties"), [
+    ("object_creation_deal.json", {"change": "creation"}),
+    ("object_propertyChange_deal.json", {"change": "propertyChange", "stage": "closedwon"}),
+    ("object_deletion_deal.json", {"change": "deletion"}),
+    ("object_restore_deal.json", {"change": "restore"}),
+    ("object_merge_deal.json", {"change": "merge", "merged_ids": ["7891099"]}),
 ])
-def test_deal_events_are_ignored_and_described(name, change, extra):
+def test_deal_events_are_record_events_naming_the_deal(name, properties):
     event = one(name)
-    assert (event.kind, event.crm_id, event.email, event.fields) == ("ignored", "deal:7891023", None, {})
-    assert event.properties == {**DEAL, "change": change, **extra}
-    assert event.raw == load(name)[0]  # kept untouched for the deal pipeline to read back
+    assert (event.kind, event.record_id, event.crm_id, event.email, event.fields) == \
+        ("deal_change", "7891023", None, None, {})
+    assert event.properties == properties
+    assert event.raw == load(name)[0]  # kept untouched
     assert event.event_key.startswith("62515:0-3:7891023:")
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("dealstage", "closedwon", {"stage": "closedwon"}),  # the stage's id only: won/lost come from its flags
+    ("pipeline", "default", {"pipeline": "default"}),
+    ("amount", "12000.00", {"amount": "12000"}),
+    ("amount", "", {"amount": None}),  # cleared
+    ("deal_currency_code", "eur", {"currency": "EUR"}),
+    ("closedate", "1700000200000", {"closed_at": "2023-11-14T22:16:40+00:00"}),
+    ("createdate", "2026-05-04T10:00:00.000Z", {"created_at": "2026-05-04T10:00:00+00:00"}),
+    ("hs_is_closed_won", "true", {"is_won": True}),
+    ("dealname", "Acme, 200 trucks", {"property": "dealname", "value": "Acme, 200 trucks"}),
+])
+def test_deal_property_changes_are_named_and_typed(name, value, expected):
+    body = load("object_propertyChange_deal.json")
+    body[0].update(propertyName=name, propertyValue=value)
+    assert one(body).properties == {"change": "propertyChange", **expected}
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("amount", "a lot", "[0].propertyValue: amount must be a number"),
+    ("closedate", "next week", "[0].propertyValue: closedate must be a date-time (epoch milliseconds or ISO 8601)"),
+    ("hs_is_closed_won", "yes", "[0].propertyValue: hs_is_closed_won must be true or false"),
+])
+def test_a_deal_property_of_the_wrong_kind_is_a_400(name, value, message):
+    body = load("object_propertyChange_deal.json")
+    body[0].update(propertyName=name, propertyValue=value)
+    with pytest.raises(PayloadError) as info:
+        events(body)
+    assert str(info.value) == message
 
 
 def test_legacy_deal_event_and_generic_deal_event_share_the_key():
@@ -152,13 +180,26 @@ def test_legacy_deal_event_and_generic_deal_event_share_the_key():
     assert one([legacy]).properties == one([generic]).properties
 
 
-def test_deal_contact_association_attaches_to_the_contact_once():
+def test_deal_contact_association_names_the_contact_once():
     deal_side, contact_side = events("object_associationChange_deal.json")
     assert deal_side.event_key == contact_side.event_key
     for event in (deal_side, contact_side):
-        assert (event.kind, event.crm_id) == ("association_change", "100")
-        assert event.properties == {"associated_type": "deal", "associated_type_id": "0-3",
-                                    "associated_id": "7891023", "removed": False, "primary": False}
+        assert (event.kind, event.record_id, event.crm_id) == ("deal_change", "7891023", None)
+        assert event.properties == {"change": "associationChange", "contact_ids": ["100"], "primary": False}
+
+
+def test_a_removed_deal_association_names_the_contact_as_removed():
+    body = load("object_associationChange_deal.json")[:1]
+    body[0]["associationRemoved"] = True
+    assert one(body).properties == {"change": "associationChange", "removed_contact_ids": ["100"], "primary": False}
+
+
+def test_legacy_contact_to_deal_association_is_the_same_change():
+    generic = load("object_associationChange_deal.json")[1]
+    legacy = {k: v for k, v in generic.items() if k not in ("fromObjectTypeId", "toObjectTypeId",
+                                                            "associationCategory", "associationTypeId")}
+    legacy.update(subscriptionType="contact.associationChange", objectId=100, eventId=88)
+    assert meaning(one([legacy])) == meaning(one([generic]))
 
 
 def test_association_without_a_contact_is_ignored_and_described():
@@ -171,39 +212,59 @@ def test_association_without_a_contact_is_ignored_and_described():
                                 "associated_id": "7891023", "removed": False, "primary": False}
 
 
-# --- engagements: calls, emails, meetings --------------------------------------------------------
+# --- engagements: calls, emails, meetings are rep activity ------------------------------------
 
-CALL = {"object_type": "call", "object_type_id": "0-48", "object_id": "45012301"}
-
-
-@pytest.mark.parametrize(("name", "change", "extra"), [
-    ("object_creation_call.json", "creation", {}),
-    ("object_propertyChange_call.json", "propertyChange", {"property": "hs_call_status", "value": "COMPLETED"}),
-    ("object_deletion_call.json", "deletion", {}),
-    ("object_restore_call.json", "restore", {}),
+@pytest.mark.parametrize(("name", "record_id", "properties"), [
+    ("object_creation_call.json", "45012301", {"change": "creation", "activity_type": "call"}),
+    ("object_propertyChange_call.json", "45012301",
+     {"change": "propertyChange", "activity_type": "call", "status": "COMPLETED"}),
+    ("object_deletion_call.json", "45012301", {"change": "deletion", "activity_type": "call"}),
+    ("object_restore_call.json", "45012301", {"change": "restore", "activity_type": "call"}),
+    ("object_creation_email.json", "45012302", {"change": "creation", "activity_type": "email"}),
+    ("object_propertyChange_email.json", "45012302",
+     {"change": "propertyChange", "activity_type": "email", "direction": "outbound"}),
+    ("object_deletion_email.json", "45012302", {"change": "deletion", "activity_type": "email"}),
+    ("object_restore_email.json", "45012302", {"change": "restore", "activity_type": "email"}),
+    ("object_creation_meeting.json", "45012303", {"change": "creation", "activity_type": "meeting"}),
+    ("object_propertyChange_meeting.json", "45012303",
+     {"change": "propertyChange", "activity_type": "meeting", "status": "COMPLETED"}),
+    ("object_deletion_meeting.json", "45012303", {"change": "deletion", "activity_type": "meeting"}),
+    ("object_restore_meeting.json", "45012303", {"change": "restore", "activity_type": "meeting"}),
 ])
-def test_call_events_are_ignored_and_described(name, change, extra):
+def test_engagement_events_are_rep_activity(name, record_id, properties):
     event = one(name)
-    assert (event.kind, event.crm_id) == ("ignored", "call:45012301")
-    assert event.properties == {**CALL, "change": change, **extra}
+    assert (event.kind, event.record_id, event.crm_id) == ("rep_activity", record_id, None)
+    assert event.properties == properties
     assert event.raw == load(name)[0]
 
 
-def test_call_contact_association_attaches_to_the_contact_once():
-    call_side, contact_side = events("object_associationChange_call.json")
-    assert call_side.event_key == contact_side.event_key
-    assert (call_side.kind, call_side.crm_id) == ("association_change", "100")
-    assert call_side.properties["associated_type"] == "call"
-    assert call_side.properties["associated_id"] == "45012301"
-
-
-@pytest.mark.parametrize(("name", "crm_id", "object_type"), [
-    ("object_creation_email.json", "email:45012302", "email"),
-    ("object_creation_meeting.json", "meeting:45012303", "meeting"),
+@pytest.mark.parametrize(("name", "record_id", "activity_type"), [
+    ("object_associationChange_call.json", "45012301", "call"),
+    ("object_associationChange_email.json", "45012302", "email"),
+    ("object_associationChange_meeting.json", "45012303", "meeting"),
 ])
-def test_email_and_meeting_creation_are_ignored(name, crm_id, object_type):
-    event = one(name)
-    assert (event.kind, event.crm_id, event.properties["object_type"]) == ("ignored", crm_id, object_type)
+def test_engagement_contact_association_names_the_contact_once(name, record_id, activity_type):
+    activity_side, contact_side = events(name)
+    assert activity_side.event_key == contact_side.event_key
+    for event in (activity_side, contact_side):
+        assert (event.kind, event.record_id) == ("rep_activity", record_id)
+        assert event.properties == {"change": "associationChange", "activity_type": activity_type,
+                                    "contact_ids": ["100"], "primary": False}
+
+
+def test_an_incoming_email_is_inbound():
+    body = load("object_propertyChange_email.json")
+    body[0]["propertyValue"] = "INCOMING_EMAIL"
+    assert one(body).properties["direction"] == "inbound"
+
+
+def test_a_sensitive_engagement_property_keeps_no_value():
+    body = load("object_propertyChange_call.json")
+    body[0].update(propertyName="hs_call_body", propertyValue="confidential notes", isSensitive=True)
+    event = one(body)
+    assert event.properties == {"change": "propertyChange", "activity_type": "call", "property": "hs_call_body",
+                                "redacted": True}
+    assert "confidential" not in json.dumps([event.raw, event.event_key])
 
 
 @pytest.mark.parametrize(("type_id", "crm_id"), [("2-3456789", "2-3456789:45012301"), ("0-999", "0-999:45012301")])

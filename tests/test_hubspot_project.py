@@ -87,7 +87,8 @@ def test_contact_properties_follow_the_rules_fields():
 
 
 def test_every_subscription_written_is_one_the_receiver_understands(project):
-    """A notification for each subscription parses: contacts into lead events, the rest ignored."""
+    """A notification for each subscription parses: contacts into lead events, deals into deal
+    changes, calls, emails and meetings into rep activity; none is ignored."""
     crm = read(project, "src/app/webhooks/webhooks-hsmeta.json")["config"]["subscriptions"]["crmObjects"]
     batch = []
     for i, entry in enumerate(crm):
@@ -102,17 +103,19 @@ def test_every_subscription_written_is_one_the_receiver_understands(project):
         else:
             event.update(objectId=5, objectTypeId=type_id)
         if entry["subscriptionType"] == "object.propertyChange":
-            event.update(propertyName=entry["propertyName"], propertyValue="x")
+            value = {"amount": "1200.50", "closedate": "1700000000000"}.get(entry["propertyName"], "x")
+            event.update(propertyName=entry["propertyName"], propertyValue=value)
         if entry["subscriptionType"] == "object.merge":
             event.update(newObjectId=5, primaryObjectId=5, mergedObjectIds=[7])
         batch.append(event)
     parsed = parse_webhook(InboundRequest("POST", "https://leads.example.com/webhooks/hubspot", {},
                                           json.dumps(batch).encode()), IntakeContext({}))
+    kinds = {"deal": "deal_change", "call": "rep_activity", "email": "rep_activity", "meeting": "rep_activity"}
     for entry, event in zip(crm, parsed, strict=True):
-        if entry["objectType"] == "contact" or entry["subscriptionType"] == "object.associationChange":
-            assert event.kind != "ignored", entry
+        if entry["objectType"] == "contact":
+            assert event.kind not in ("ignored", "deal_change", "rep_activity"), entry
         else:
-            assert event.kind == "ignored" and event.crm_id == f"{entry['objectType']}:5", entry
+            assert (event.kind, event.record_id) == (kinds[entry["objectType"]], "5"), entry
 
 
 @pytest.mark.parametrize("base", [None, "", "http://leads.example.com", "leads.example.com"])

@@ -252,6 +252,10 @@ def test_desired_subscriptions_follow_the_rules_fields():
         ("contact.propertyChange", "hubspot_owner_id"),
         ("contact.deletion", None), ("contact.merge", None), ("contact.privacyDeletion", None),
         ("contact.restore", None),
+        ("deal.creation", None), ("deal.propertyChange", "dealstage"), ("deal.propertyChange", "pipeline"),
+        ("deal.propertyChange", "amount"), ("deal.propertyChange", "deal_currency_code"),
+        ("deal.propertyChange", "closedate"), ("deal.propertyChange", "hubspot_owner_id"),
+        ("deal.associationChange", None), ("deal.deletion", None), ("deal.merge", None), ("deal.restore", None),
     ]
 
 

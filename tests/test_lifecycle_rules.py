@@ -104,6 +104,9 @@ def test_shipped_lifecycle_sections_validate_and_build() -> None:
     assert rules.feedback["hubspot"]["lead_status"]["BAD_TIMING"] == "rejected:not_ready"
     assert rules.crm_stages["hubspot"]["mql"] == \
         {"lifecyclestage": "marketingqualifiedlead", "hs_lead_status": "NEW"}
+    assert rules.sla_for("call_now", "hot").actions == ("call", "email", "meeting")
+    assert rules.outcomes["hubspot"].pipelines["default"].stages["closedwon"] == "won"
+    assert rules.outcomes["salesforce"].pipelines["default"].stages["Closed Lost"] == "lost"
 
 
 def test_loading_is_idempotent() -> None:
@@ -201,6 +204,16 @@ def test_feedback_field_names_become_canonical() -> None:
       "working_hours.country": 'must be a country code like "DE" or "US-CA"'}),
     ({"working_hours": {"opens": "09:00", "closes": "08:30"}},
      {"working_hours.closes": "must be after opens"}),
+    ({"sla": {"default": {"escalation": ["remind"], "max_misses": 1, "actions": ["call", "fax"]}}},
+     {"sla.default.actions.1": "must be one of call, email, meeting, task"}),
+    ({"outcomes": {"pipedrive": {}, "hubspot": {"pipelines": {"default": {"stages": {"closedwon": "yay"}}},
+                                                 "other_pipelines": "maybe"},
+                   "salesforce": {"pipelines": {"default": {"count": "sometimes"}}, "stages": {}}}},
+     {"outcomes.pipedrive": "unknown CRM; the registered CRMs are hubspot, salesforce",
+      "outcomes.hubspot.pipelines.default.stages.closedwon": "must be one of open, won, lost, ignore",
+      "outcomes.hubspot.other_pipelines": "must be one of count, ignore",
+      "outcomes.salesforce.pipelines.default.count": "Not a valid boolean.",
+      "outcomes.salesforce.stages": "Unknown field."}),
 ])
 def test_errors_name_the_path(document: dict[str, Any], expected: dict[str, str]) -> None:
     assert errors_for(document) == expected

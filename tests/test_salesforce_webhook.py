@@ -337,8 +337,17 @@ def test_flow_kinds_declared_by_the_rules_file():
 
 def test_flow_other_sobject_ignored():
     payload = flow_payload()
-    payload["events"][0]["sobjectType"] = "Opportunity"
+    payload["events"][0]["sobjectType"] = "Account"
     assert flow(payload)[0].kind == "ignored"
+
+
+def test_flow_opportunity_snapshot_is_a_deal_change():
+    payload = flow_payload()
+    payload["events"][0].update(sobjectType="Opportunity", recordId="0061N00000Dy2mBQAR",
+                                fields={"StageName": "Closed Won", "IsClosed": True, "IsWon": True, "Amount": 12000})
+    event = flow(payload)[0]
+    assert (event.kind, event.record_id, event.crm_id) == ("deal_change", "0061N00000Dy2mBQAR", None)
+    assert event.properties["is_won"] is True and event.properties["amount"] == "12000"
 
 
 @pytest.mark.parametrize(("org", "message"), [("", r"\$.organizationId: missing"),

@@ -1,4 +1,5 @@
-"""HubSpot connector: Webhooks API + workflow webhooks in, CRM contacts/tasks/owners out (date-versioned API)."""
+"""HubSpot connector: Webhooks API + workflow webhooks in, CRM contacts/tasks/owners out, deals and rep
+activity read back (date-versioned API)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Connector, Endpoint
-from connectors.hubspot import project, setup
+from connectors.hubspot import project, records, setup
 from connectors.hubspot.client import BATCH_SIZE, make_client
-from connectors.hubspot.records import BATCH_SIZE as CREATE_BATCH_SIZE
+from connectors.hubspot.contact_upsert import BATCH_SIZE as CREATE_BATCH_SIZE
 from connectors.hubspot.webhook import parse_webhook, parse_workflow, verify_webhook, verify_workflow
 
 #: Every environment variable the connector reads (docs/hubspot.md, "Environment").
@@ -62,4 +63,5 @@ connector = Connector(
     write_project=project.write_project,
     max_update_batch=BATCH_SIZE,
     max_create_batch=CREATE_BATCH_SIZE,
+    make_record_reader=records.make_record_reader,
 )

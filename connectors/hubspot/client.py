@@ -26,9 +26,9 @@ from connectors.base import (
     TaskSpec,
     WriteOutcome,
 )
+from connectors.hubspot.contact_upsert import upsert_batches, upsert_body, upsert_outcomes
 from connectors.hubspot.fields import PROPERTY_FIELDS, canonical_value, format_value
 from connectors.hubspot.paths import api_path
-from connectors.hubspot.records import upsert_batches, upsert_body, upsert_outcomes
 from connectors.hubspot.tasks import TASK_KEY_PROPERTY, task_body
 
 # --- mapping tables --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Reading HubSpot deals and associations in batches (for deal outcomes on leads).
 
-Deal webhooks (``object.*`` with objectTypeId "0-3") are stored as ``ignored`` events; these
-reads fetch what a deal event alone does not say: the deal's stage, amount and dates, and the
-contacts it is associated with. Won/lost is read from the stage's own flags
+A deal notification (``object.*`` with objectTypeId "0-3") names the deal; these reads fetch what
+it alone does not say: the deal's stage, amount and dates, and the contacts it is associated with
+(``connectors.hubspot.records`` turns them into ``deal_change`` properties). Won/lost is read from the stage's own flags
 (``hs_is_closed_won``/``hs_is_closed``), never from the stage id's text.
 https://developers.hubspot.com/docs/api/crm/deals
 https://developers.hubspot.com/docs/api/crm/associations

@@ -13,9 +13,13 @@ legacy and the generic notification of one change, or the same change delivered 
 and to its developer-platform successor, are stored once. This assumes HubSpot stamps both
 notifications of one change with the same ``occurredAt`` (the time of the change in the CRM).
 
-Objects other than contacts (deals, companies, calls, emails, meetings, unknown type ids) are
-kind ``ignored``: stored with their raw payload and a normalised description in ``properties``,
-answered 200, never turned into a lead.
+Deals are outcomes (kind ``deal_change``) and calls, emails and meetings rep activity (kind
+``rep_activity``): record events naming the deal or activity in ``record_id``, what the
+notification says of it in ``properties`` (``connectors.events.DEAL_PROPERTIES``), and, for an
+association with a contact, that contact in ``contact_ids`` (or ``removed_contact_ids``). A deal
+notification carries no stage flags: the pipeline reads the deal back (``connectors.hubspot.deals``).
+Other objects (companies, tickets, unknown type ids) are kind ``ignored``: stored with their raw
+payload and a normalised description in ``properties``, answered 200, never turned into a lead.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from typing import Any
 
 from connectors.base import PayloadError
 from connectors.events import LeadEvent, utc_from_millis
-from connectors.hubspot.fields import PROPERTY_FIELDS, REDACTED, canonical_value
+from connectors.hubspot.fields import (
+    ACTIVITY_PROPERTY_FIELDS,
+    ACTIVITY_TYPES,
+    DEAL_PROPERTY_FIELDS,
+    PROPERTY_FIELDS,
+    REDACTED,
+    canonical_value,
+    record_value,
+)
 
 # --- mapping tables --------------------------------------------------------------------------
 
@@ -57,6 +69,9 @@ CONTACT_KINDS: dict[str, str] = {
 
 #: Changes identified by object + change + time alone (no property, no merged ids).
 PLAIN_CHANGES = frozenset({"creation", "deletion", "restore", "privacyDeletion"})
+
+#: objectTypeId -> the record event kind of the objects that are outcomes or rep activity.
+RECORD_KINDS: dict[str, str] = {"0-3": "deal_change", **{type_id: "rep_activity" for type_id in ACTIVITY_TYPES}}
 
 
 # --- validating accessor ---------------------------------------------------------------------
@@ -120,6 +135,8 @@ def parse_notification(index: int, item: Any) -> LeadEvent:
         return _association(f, generic, portal, occurred_ms, event)
     assert object_id is not None
     type_id = f.string("objectTypeId") if generic else OBJECT_NAMES.get(prefix, prefix)
+    if type_id in RECORD_KINDS:
+        return _record_event(f, type_id, object_id, change, portal, subscription_id, event_id, occurred_ms, event)
     is_contact = type_id == CONTACT
     kind = CONTACT_KINDS.get(change, "ignored") if is_contact else "ignored"
     described = _described(type_id, object_id, change)
@@ -135,6 +152,43 @@ def parse_notification(index: int, item: Any) -> LeadEvent:
     crm_id = str(object_id) if is_contact else _record(type_id, object_id)
     return LeadEvent(kind=kind, event_key=key, crm_id=crm_id, properties={} if is_contact else described,
                      **event)
+
+
+def _record_event(f: Fields, type_id: str, object_id: int, change: str, portal: int, subscription_id: int,
+                  event_id: int, occurred_ms: int, event: dict[str, Any]) -> LeadEvent:
+    """A deal's or rep activity's own change (its associations: ``_association``)."""
+    key = f"{portal}:{type_id}:{object_id}:{change}:{occurred_ms}"
+    properties: dict[str, Any] = {"change": change, **_activity_type(type_id)}
+    if change == "propertyChange":
+        name = f.string("propertyName")
+        value = f.data.get("propertyValue")
+        if value is not None and not isinstance(value, str | int | float):
+            raise f.error("propertyValue", "must be a string")
+        redacted = value == REDACTED or f.data.get("isSensitive") is True
+        if redacted and value != REDACTED:
+            event["raw"] = {**f.data, "propertyValue": REDACTED}
+        key = f"{key}:{_digest(name, REDACTED if redacted else None if value is None else str(value))}"
+        table = DEAL_PROPERTY_FIELDS if type_id == "0-3" else ACTIVITY_PROPERTY_FIELDS[ACTIVITY_TYPES[type_id]]
+        if redacted:
+            properties.update(property=name, redacted=True)
+        elif name in table:
+            try:
+                properties[table[name]] = record_value(table[name], value)
+            except ValueError as exc:
+                raise f.error("propertyValue", f"{name} {exc}") from None
+        else:
+            properties.update(property=name, value=value)
+    elif change == "merge":
+        object_id, properties["merged_ids"] = _merged(f)
+        key = f"{portal}:{type_id}:{object_id}:merge:{occurred_ms}:{_digest(*sorted(properties['merged_ids']))}"
+    elif change not in PLAIN_CHANGES:
+        key = f"{portal}:{subscription_id}:{event_id}:{occurred_ms}:{object_id}"
+    return LeadEvent(kind=RECORD_KINDS[type_id], event_key=key, record_id=str(object_id), properties=properties,
+                     **event)
+
+
+def _activity_type(type_id: str) -> dict[str, str]:
+    return {"activity_type": ACTIVITY_TYPES[type_id]} if type_id in ACTIVITY_TYPES else {}
 
 
 def _property_change(f: Fields, is_contact: bool, key: str, object_id: int, described: dict[str, Any],
@@ -167,13 +221,7 @@ def _property_change(f: Fields, is_contact: bool, key: str, object_id: int, desc
 
 def _merge(f: Fields, is_contact: bool, portal: int, type_id: str, occurred_ms: int,
            described: dict[str, Any], event: dict[str, Any]) -> LeadEvent:
-    # The survivor is newObjectId (which can be a new id); the primary and every merged id are
-    # remapped to it. https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks
-    survivor = f.integer("newObjectId" if "newObjectId" in f.data else "primaryObjectId")
-    merged = f.integer_list("mergedObjectIds")
-    if "primaryObjectId" in f.data:
-        merged = [f.integer("primaryObjectId"), *merged]
-    merged_ids = list(dict.fromkeys(str(i) for i in merged if i != survivor))
+    survivor, merged_ids = _merged(f)
     key = f"{portal}:{type_id}:{survivor}:merge:{occurred_ms}:{_digest(*sorted(merged_ids))}"
     if is_contact:
         return LeadEvent(kind="merge", event_key=key, crm_id=str(survivor),
@@ -181,6 +229,17 @@ def _merge(f: Fields, is_contact: bool, portal: int, type_id: str, occurred_ms: 
     properties = {**described, "object_id": str(survivor), "merged_ids": merged_ids}
     return LeadEvent(kind="ignored", event_key=key, crm_id=_record(type_id, survivor), properties=properties,
                      **event)
+
+
+def _merged(f: Fields) -> tuple[int, list[str]]:
+    """Return the survivor of a merge and the ids merged into it. The survivor is ``newObjectId``
+    (which can be a new id); the primary and every merged id are remapped to it.
+    https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks"""
+    survivor = f.integer("newObjectId" if "newObjectId" in f.data else "primaryObjectId")
+    merged = f.integer_list("mergedObjectIds")
+    if "primaryObjectId" in f.data:
+        merged = [f.integer("primaryObjectId"), *merged]
+    return survivor, list(dict.fromkeys(str(i) for i in merged if i != survivor))
 
 
 def _association(f: Fields, generic: bool, portal: int, occurred_ms: int, event: dict[str, Any]) -> LeadEvent:
@@ -206,6 +265,11 @@ def _association(f: Fields, generic: bool, portal: int, occurred_ms: int, event:
     other = ends[1] if own == ends[0] else ends[0]
     link = {"associated_type": OBJECT_TYPES.get(other[0], other[0]), "associated_type_id": other[0],
             "associated_id": str(other[1]), "removed": removed, "primary": primary}
+    if contact is not None and other[0] in RECORD_KINDS:
+        # A deal's or activity's people: a record event, resolved to leads by the pipeline.
+        people = {"removed_contact_ids" if removed else "contact_ids": [str(contact[1])], "primary": primary}
+        return LeadEvent(kind=RECORD_KINDS[other[0]], event_key=key, record_id=str(other[1]),
+                         properties={"change": "associationChange", **_activity_type(other[0]), **people}, **event)
     if contact is not None:
         return LeadEvent(kind="association_change", event_key=key, crm_id=str(contact[1]), properties=link,
                          **event)

@@ -30,6 +30,10 @@ PATHS: dict[str, str] = {
     "tasks.read": f"/crm/objects/{API_VERSION}/tasks/{{task_id}}",  # also by a unique property: ?idProperty=
     # Deals are addressed by objectTypeId in the 2026-03 document (scope crm.objects.deals.read)
     "deals.batch_read": f"/crm/objects/{API_VERSION}/0-3/batch/read",
+    # Calls, emails and meetings: rep activity (the spec's scope is crm.objects.contacts.read)
+    "calls.batch_read": f"/crm/objects/{API_VERSION}/calls/batch/read",
+    "emails.batch_read": f"/crm/objects/{API_VERSION}/emails/batch/read",
+    "meetings.batch_read": f"/crm/objects/{API_VERSION}/meetings/batch/read",
     # Associations, e.g. deals -> contacts, at most 1,000 inputs a call
     "associations.batch_read": f"/crm/associations/{API_VERSION}/{{from_type}}/{{to_type}}/batch/read",
     # Contact properties and property groups (scopes crm.schemas.contacts.read / .write)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import SetupError
-from connectors.hubspot.setup import REQUIRED_SCOPES, watched_properties
+from connectors.hubspot.setup import DEAL_WATCHED, REQUIRED_SCOPES, watched_properties
 
 PLATFORM_VERSION = "2026.03"
 APP_UID = "leadloop_app"
@@ -44,8 +44,7 @@ APP_SCOPES = ("oauth", *REQUIRED_SCOPES)
 #: Their property lists are fixed here; a contact's come from the rules (``watched_properties``).
 OBJECT_SUBSCRIPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "contact": (("creation", "deletion", "merge", "restore", "associationChange"), ()),
-    "deal": (("creation", "deletion", "merge", "restore", "associationChange"),
-             ("dealstage", "pipeline", "amount", "deal_currency_code", "closedate", "hubspot_owner_id")),
+    "deal": (("creation", "deletion", "merge", "restore", "associationChange"), DEAL_WATCHED),
     "call": (("creation", "deletion", "restore", "associationChange"), ()),
     "email": (("creation", "deletion", "restore", "associationChange"), ()),
     "meeting": (("creation", "deletion", "restore", "associationChange"), ()),

@@ -46,6 +46,12 @@ RECORD_SUBSCRIPTIONS = ("contact.creation", "contact.deletion", "contact.merge",
                         "contact.privacyDeletion", "contact.restore")
 #: Watched whatever the rules use: the hand-off loop reacts to sales moving these.
 ALWAYS_WATCHED = ("lifecyclestage", "hs_lead_status", "hubspot_owner_id")
+#: Deal properties whose changes say where a deal is (deals are the hand-offs' outcomes).
+DEAL_WATCHED = ("dealstage", "pipeline", "amount", "deal_currency_code", "closedate", "hubspot_owner_id")
+#: Legacy deal subscriptions. Calls, emails and meetings have only the generic (``object.*``) form.
+DEAL_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
+    ("deal.creation", None), *(("deal.propertyChange", name) for name in DEAL_WATCHED),
+    ("deal.associationChange", None), ("deal.deletion", None), ("deal.merge", None), ("deal.restore", None))
 #: HubSpot refuses property-change subscriptions on these.
 UNWATCHABLE = frozenset({"hs_lastmodifieddate", "num_unique_conversion_events"})
 _CANONICAL_TO_HUBSPOT = {canonical: name for name, canonical in PROPERTY_FIELDS.items()}
@@ -84,9 +90,10 @@ def watched_properties(watched: Iterable[str] | None = None) -> list[str]:
 
 
 def desired_subscriptions(watched: Iterable[str] | None = None) -> list[tuple[str, str | None]]:
-    """Return legacy ``(eventType, propertyName)`` pairs to subscribe to (see ``watched_properties``)."""
+    """Return legacy ``(eventType, propertyName)`` pairs to subscribe to: contacts (see
+    ``watched_properties``), then deals."""
     return ([("contact.creation", None)] + [("contact.propertyChange", p) for p in watched_properties(watched)]
-            + [(t, None) for t in RECORD_SUBSCRIPTIONS[1:]])
+            + [(t, None) for t in RECORD_SUBSCRIPTIONS[1:]] + list(DEAL_SUBSCRIPTIONS))
 
 
 class _Checklist:

@@ -25,7 +25,7 @@ from connectors.base import (
     WriteOutcome,
 )
 from connectors.salesforce.auth import TIMEOUT, SalesforceAuth, Token
-from connectors.salesforce.records import KEY_FIELD, duplicate_text, lead_body
+from connectors.salesforce.keyed_writes import KEY_FIELD, duplicate_text, lead_body
 from connectors.salesforce.webhook import SALESFORCE_ID, id18, map_fields
 
 DEFAULT_API_VERSION = "62.0"
@@ -229,7 +229,7 @@ class SalesforceClient:
         return [outcome for outcome in outcomes if outcome is not None]
 
     def create_records(self, creates: Sequence[RecordCreate]) -> list[WriteOutcome]:
-        """Create a Lead per web-only lead (``connectors.salesforce.records``); ``external_id`` is
+        """Create a Lead per web-only lead (``connectors.salesforce.keyed_writes``); ``external_id`` is
         the Lead id. A duplicate rule's refusal is recorded with Salesforce's message."""
         outcomes = []
         for create in creates:

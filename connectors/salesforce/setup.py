@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors.base import LEADLOOP_FIELDS, CrmError, SignatureError, secret_list
 from connectors.salesforce.client import LEADLOOP_FIELD_NAMES, SalesforceClient, make_client
-from connectors.salesforce.records import KEY_FIELD
+from connectors.salesforce.keyed_writes import KEY_FIELD
 from connectors.salesforce.webhook import check_organization
 
 Echo = Callable[[str], None]
@@ -32,7 +32,7 @@ PERMISSION_SET = "Leadloop Integration"
 #: Where the key field goes: the Tooling API's object (activity custom fields are defined on
 #: Activity) -> the object whose describe shows it.
 KEY_FIELD_OBJECTS: dict[str, str] = {"Lead": "Lead", "Activity": "Task"}
-#: The key field: leadloop's write key, so a retried create finds its record (``records.py``).
+#: The key field: leadloop's write key, so a retried create finds its record (``keyed_writes.py``).
 KEY_FIELD_METADATA: dict[str, Any] = {
     "label": "Leadloop key", "type": "Text", "length": 255, "externalId": True, "unique": True,
     "caseSensitive": True,

@@ -15,6 +15,7 @@ https://developer.salesforce.com/docs/platform/api/guide/sforce-api-om-outboundm
 Every Notification / Flow event becomes one ``LeadEvent``. Outbound Messages carry the record's
 *latest* state (kind ``record_snapshot``), delivered at least once and possibly out of order:
 ``occurred_at`` is the record's ``LastModifiedDate`` so the store can refuse older snapshots.
+Opportunities, Tasks and Events are record events (``connectors.salesforce.records``).
 When the payload has neither ``LastModifiedDate`` nor ``SystemModstamp`` the receive time is
 used (``IntakeContext.now``).
 """
@@ -25,7 +26,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
@@ -35,6 +36,8 @@ from defusedxml import DefusedXmlException
 
 from connectors.base import InboundRequest, IntakeContext, IntakeResult, PayloadError, SignatureError, secret_list
 from connectors.events import ACTIVITY_KINDS, LeadEvent
+from connectors.salesforce.records import CONVERSION_FIELDS, RECORD_SOBJECTS, conversion, record_event
+from connectors.salesforce.values import SALESFORCE_ID, id18, parse_datetime, to_bool, to_float, to_int
 
 # --- mapping tables ----------------------------------------------------------------------------
 
@@ -74,27 +77,6 @@ RECORD_METADATA = frozenset({"Id", "attributes", "LastModifiedDate", "SystemMods
 #: Fields leadloop writes itself (``Leadloop_Score__c`` ...): an echo of our write-back, dropped.
 OWN_FIELD = re.compile(r"^Leadloop_\w+__c$")
 
-#: Salesforce record ids: 15 (case-sensitive) or 18 (case-safe) alphanumerics.
-SALESFORCE_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
-
-_ID_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def id18(record_id: str) -> str:
-    """Return the 18-character (case-safe) form of a 15- or 18-character Salesforce id.
-
-    Each suffix character encodes which of five id characters are upper-case letters, so the
-    same record always gets the same key whichever form a sender used.
-    """
-    if len(record_id) != 15:
-        return record_id
-    suffix = ""
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, char in enumerate(record_id[start:start + 5]) if "A" <= char <= "Z")
-        suffix += _ID_SUFFIX[bits]
-    return record_id + suffix
-
-
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 SOBJECT_NAMESPACES = ("urn:sobject.enterprise.soap.sforce.com", "urn:sobject.partner.soap.sforce.com")
@@ -108,37 +90,11 @@ MAX_FLOW_ID = 195
 MAX_FLOW_EVENTS = 200
 
 
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise ValueError("expected an integer")
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("expected a number")
-    return float(value)
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError('expected true or false')
-
-
 #: Canonical fields that are not strings, and how to read them (from XML text or JSON values).
 FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
-    "employees": _to_int,
-    "annual_revenue": _to_float,
-    "do_not_contact": _to_bool,
+    "employees": to_int,
+    "annual_revenue": to_float,
+    "do_not_contact": to_bool,
 }
 
 
@@ -149,7 +105,7 @@ def map_fields(sf_fields: Mapping[str, Any], where: str) -> dict[str, Any]:
     """
     fields: dict[str, Any] = {}
     for api_name, value in sf_fields.items():
-        if api_name in RECORD_METADATA or OWN_FIELD.match(api_name):
+        if api_name in RECORD_METADATA or api_name in CONVERSION_FIELDS or OWN_FIELD.match(api_name):
             continue
         name = FIELD_MAP.get(api_name, api_name)
         convert = FIELD_TYPES.get(name)
@@ -217,17 +173,6 @@ def _organization_id(received: str | None, where: str) -> str:
 def _email(fields: Mapping[str, Any]) -> str | None:
     email = fields.get("email")
     return (email.strip().lower() or None) if isinstance(email, str) else None
-
-
-def _parse_datetime(value: Any, where: str) -> datetime:
-    if not isinstance(value, str) or not value.strip():
-        raise PayloadError(f"{where}: expected an ISO-8601 date-time")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise PayloadError(f"{where}: expected an ISO-8601 date-time") from None
-    # Salesforce always sends UTC ("...Z"); a bare value is read as UTC, never as local time.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _child(parent: Element, ns: str, name: str) -> Element | None:
@@ -303,10 +248,17 @@ def _notification_event(item: Element, index: int, org_id: str, action_id: str |
     occurred_at = received
     for stamp in ("LastModifiedDate", "SystemModstamp"):
         if sf_fields.get(stamp):
-            occurred_at = _parse_datetime(sf_fields[stamp], f"{where}.{stamp}")
+            occurred_at = parse_datetime(sf_fields[stamp], f"{where}.{stamp}")
             break
+    properties = {"sobject_type": sobject_type, "action_id": action_id, "organization_id": org_id}
+    raw = {"notification_id": notification_id, "sobject_type": sobject_type, "fields": sf_fields}
+    if sobject_type in RECORD_SOBJECTS:
+        return record_event(sobject_type, sf_fields, where, source="salesforce", event_key=notification_id,
+                            occurred_at=occurred_at, properties=properties, raw=raw)
     is_lead = sobject_type in LEAD_SOBJECTS
     fields = map_fields(sf_fields, where) if is_lead else {}
+    if sobject_type == "Lead":
+        properties.update(conversion(sf_fields, where))
     return LeadEvent(
         source="salesforce",
         kind="record_snapshot" if is_lead else "ignored",
@@ -316,8 +268,8 @@ def _notification_event(item: Element, index: int, org_id: str, action_id: str |
         crm_id=id18(record_id),
         email=_email(fields),
         fields=fields,
-        properties={"sobject_type": sobject_type, "action_id": action_id, "organization_id": org_id},
-        raw={"notification_id": notification_id, "sobject_type": sobject_type, "fields": sf_fields},
+        properties=properties,
+        raw=raw,
     )
 
 
@@ -401,7 +353,11 @@ def _flow_event(event: Any, where: str, org_id: str, known_kinds: Any) -> LeadEv
     for name, value in sf_fields.items():
         if value is not None and not isinstance(value, str | int | float | bool):
             raise PayloadError(f"{where}.fields.{name}: must be a string, number, boolean or null")
-    occurred_at = _parse_datetime(event.get("occurredAt"), f"{where}.occurredAt")
+    occurred_at = parse_datetime(event.get("occurredAt"), f"{where}.occurredAt")
+    if kind == "record_snapshot" and sobject_type in RECORD_SOBJECTS:
+        return record_event(sobject_type, {**sf_fields, "Id": record_id}, f"{where}.fields", source="salesforce",
+                            event_key=f"flow:{event_id}", occurred_at=occurred_at, raw=event,
+                            properties={**properties, "sobject_type": sobject_type, "organization_id": org_id})
     is_lead = sobject_type in LEAD_SOBJECTS
     fields = map_fields(sf_fields, f"{where}.fields") if is_lead else {}
     return LeadEvent(

@@ -55,8 +55,40 @@ def write_summary(kind: str, payload: dict[str, Any], zone: tzinfo) -> str:
     return f"new record: {text}" if kind == "create" else text
 
 
+def money_text(amount: Any, currency: str | None) -> str:
+    """``12,000.00 EUR``; ``-`` without an amount."""
+    if amount in (None, ""):
+        return "-"
+    try:
+        return f"{float(amount):,.2f} {currency or ''}".rstrip()
+    except (TypeError, ValueError):
+        return str(amount)
+
+
+def _record_text(kind: str, properties: dict[str, Any], zone: tzinfo) -> str:
+    """A deal change or a rep activity in words."""
+    if kind == "deal_change":
+        parts = [f"deal {properties.get('deal_id')}", properties.get("stage") or "stage unknown",
+                 properties.get("outcome") or "no outcome"]
+        if properties.get("amount") is not None:
+            parts.append(money_text(properties["amount"], properties.get("currency")))
+        if properties.get("deleted"):
+            parts.append("(deleted)")
+        return " ".join(parts)
+    parts = [str(properties.get("activity_type") or "activity"), str(properties.get("activity_id") or "")]
+    if properties.get("owner_id"):
+        parts.append(f"by {properties['owner_id']}")
+    facts = [properties[key] for key in ("direction", "status") if properties.get(key)]
+    if properties.get("activity_at"):
+        facts.append(f"at {minute(properties['activity_at'], zone)}")
+    return " ".join(parts) + (f" ({', '.join(facts)})" if facts else "")
+
+
 def timeline_text(what: str, detail: dict[str, Any], zone: tzinfo) -> str:
     """The text ``leadloop lead show`` prints for one timeline entry."""
+    if what == "event" and detail["kind"] in ("deal_change", "rep_activity"):
+        record = _record_text(detail["kind"], detail.get("properties") or {}, zone)
+        return f"{detail['source']}/{detail['kind']} {record}"
     if what == "event":
         properties = detail.get("properties") or {}
         extra = properties.get("asset") or properties.get("url") or properties.get("form") or ""

@@ -1,4 +1,4 @@
-"""``leadloop lead show``: one lead's record, score, reasons, tasks, activity and timeline.
+"""``leadloop lead show``: one lead's record, score, reasons, deals, tasks, activity and timeline.
 
 The text and the ``--json`` views are rendered from the same report (``lead_report``), so they
 always tell the same facts.
@@ -7,6 +7,7 @@ always tell the same facts.
 from __future__ import annotations
 
 from datetime import tzinfo
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.events import CRM_KINDS
-from integration.cli.describe import lead_zone, timeline_text
+from integration.cli.describe import lead_zone, money_text, timeline_text
 from integration.cli.errors import FAILURE, OK
 from integration.cli.output import dumps, iso, minute, note, number, out, table, zone_name
 from integration.cli.runtime import Runtime, pass_runtime
@@ -30,12 +31,14 @@ def lead() -> None:
 @lead.command("show", short_help="A lead's record, reasons, tasks and timeline.")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (fields, score, reasons, tasks, activities, timeline) and nothing else.")
+              help="Print one JSON object (fields, score, reasons, deals, tasks, activities, timeline) "
+                   "and nothing else.")
 @pass_runtime
 def show(runtime: Runtime, ref: str, as_json: bool) -> int:
-    """Show a lead: its fields, score and reasons, its tasks and its whole timeline.
+    """Show a lead: its fields, score and reasons, its deals, its tasks and its whole timeline.
 
-    The timeline lists events, scores, stage changes and CRM writes, oldest first. Times are
+    The timeline lists events (rep activity and deal changes among them), scores, stage changes
+    and CRM writes, oldest first. Times are
     shown to the minute in the lead's zone, else its owner's, else UTC.
 
     REF is crm:id (hubspot:123, salesforce:00Q...), email:address, a bare address, or leadloop's id.
@@ -59,6 +62,7 @@ def show(runtime: Runtime, ref: str, as_json: bool) -> int:
 
 def lead_report(session: Session, lead: Lead, rules: Rules | None) -> tuple[dict[str, Any], tzinfo]:
     """Return everything known about ``lead`` as JSON-able data (times ISO 8601), and its zone."""
+    from integration.store.deals import deal_summary, lead_deals
     from integration.store.leads import lead_timeline
 
     zone, zone_source = lead_zone(lead, rules)
@@ -81,6 +85,12 @@ def lead_report(session: Session, lead: Lead, rules: Rules | None) -> tuple[dict
         activities.append({"kind": event.kind, "source": event.source, "occurred_at": iso(event.occurred_at),
                            "asset": properties.get("asset"), "url": properties.get("url"),
                            "form": properties.get("form"), "campaign": properties.get("campaign")})
+    deals = []
+    for deal in lead_deals(session, lead.id):
+        summary = deal_summary(deal)
+        deals.append({"id": summary["deal_id"], "stage": summary["stage"], "amount": _money(deal.amount),
+                      "currency": summary["currency"], "created_at": summary["created_at"],
+                      "closed_at": summary["closed_at"], "outcome": summary["outcome"]})
     timeline = [{"at": iso(when), "what": what, "text": timeline_text(what, detail, zone), **detail}
                 for when, what, detail in lead_timeline(session, lead.id)]
     report = {
@@ -91,11 +101,17 @@ def lead_report(session: Session, lead: Lead, rules: Rules | None) -> tuple[dict
         "scored_at": iso(lead.scored_at), "merged_into_id": lead.merged_into_id,
         "zone": zone_name(zone), "zone_source": zone_source,
         "reasons": reasons,
-        # Deals are being added to the store elsewhere; until then a lead has none to show.
-        "deals": [],
+        "deals": deals,
         "tasks": tasks, "activities": activities, "timeline": timeline,
     }
     return report, zone
+
+
+def _money(amount: Decimal | None) -> int | float | None:
+    """A deal amount as a JSON number (whole amounts without a fraction)."""
+    if amount is None:
+        return None
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
 def render_lead(report: dict[str, Any], zone: tzinfo) -> list[str]:
@@ -111,6 +127,12 @@ def render_lead(report: dict[str, Any], zone: tzinfo) -> list[str]:
     lines.append(f"  times in {report['zone']} ({report['zone_source']})")
     if report["reasons"]:
         lines += ["", "reasons (latest score):"] + [f"  {reason['text']}" for reason in report["reasons"]]
+    if report["deals"]:
+        lines += ["", "deals:"] + table(
+            ("DEAL", "STAGE", "OUTCOME", "AMOUNT", "CREATED", "CLOSED"),
+            [(d["id"], d["stage"] or "-", d["outcome"] or "-", money_text(d["amount"], d["currency"]),
+              minute(d["created_at"], zone, named=False), minute(d["closed_at"], zone, named=False))
+             for d in report["deals"]], indent="  ")
     if report["tasks"]:
         lines += ["", "tasks:"] + table(
             ("DUE", "STATUS", "CRM TASK ID", "SUBJECT"),

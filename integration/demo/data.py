@@ -2,9 +2,11 @@
 
 ``generate`` builds a varied population (buyers, researchers, readers, junk, students, competitors,
 do-not-contact, bounces) in HubSpot (~55%), Salesforce (~30%) and web-only (~15%), and returns phase 1
-(CRM record webhooks and website activity through ``/webhooks/events``) and a builder for phase 2
-(sales works the hand-offs: status changes come back through the CRM webhooks). Nothing here touches
-the network; only ``phase2_builder`` reads the database.
+(CRM record webhooks and website activity through ``/webhooks/events``), a builder for phase 2
+(sales works the hand-offs: status changes come back through the CRM webhooks) and one for phase 3
+(sales turns accepted leads into deals, some won, some lost: HubSpot deal notifications, Salesforce
+lead conversions and opportunity outbound messages). Nothing here touches the network; only the
+builders read the database.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ WEB_PATH, HUBSPOT_PATH, SALESFORCE_PATH = "/webhooks/events", "/webhooks/hubspot
 SITE = "https://www.routecover.example"
 WEB_BATCH, CRM_BATCH, DAYS = 490, 100, 90  # web: room for one redelivery under the intake's 500 per request
 PORTAL_ID, APP_ID, CREATION_SUB, CHANGE_SUB = 48807704, 16111050, 3923621, 3923622
+DEAL_SUB, DEAL_ASSOCIATION_SUB, DEAL_CHANGE_SUB = 3923630, 3923631, 3923632
 SF_NS, SF_TIME = "urn:sobject.enterprise.soap.sforce.com", "%Y-%m-%dT%H:%M:%S.000Z"  # all times are UTC
 
 # --- who they are --------------------------------------------------------------------------------
@@ -194,6 +197,15 @@ CRM_SHARES = (("hubspot", 55), ("salesforce", 30), (None, 15))
 FEEDBACK = {"hubspot": {"accepted": ["IN_PROGRESS", "ATTEMPTED_TO_CONTACT", "CONNECTED"],
                         "not_ready": ["BAD_TIMING"], "bad_data": ["UNQUALIFIED"]},
             "salesforce": {"accepted": ["Working - Contacted"], "not_ready": ["Closed - Not Converted"]}}
+#: Phase 3: the share of accepted hand-offs that become deals, how the deals end, what they are worth.
+DEAL_SHARE = 0.8
+DEAL_ENDS = (("won", 45), ("lost", 30), ("open", 25))
+DEAL_AMOUNTS = (4_800, 9_600, 12_000, 18_000, 24_000, 36_000, 48_000, 72_000)
+CURRENCIES = {"GB": "GBP", "US": "USD", "CA": "CAD"}  # by the lead's country; else EUR
+#: Stage ids of HubSpot's default pipeline (the rules' ``outcomes`` table reads them: no stage
+#: flags come with a notification, and the demo has no HubSpot API) and Salesforce's stage names.
+DEAL_STAGES = {"hubspot": {"open": "qualifiedtobuy", "won": "closedwon", "lost": "closedlost"},
+               "salesforce": {"open": "Qualification", "won": "Closed Won", "lost": "Closed Lost"}}
 SF_FIELDS = {"first_name": "FirstName", "last_name": "LastName", "company": "Company", "job_title": "Title",
              "phone": "Phone", "country": "Country", "industry": "Industry", "employees": "NumberOfEmployees",
              "website": "Website"}
@@ -224,7 +236,7 @@ def _render_salesforce(items: list, env: Mapping[str, str]) -> tuple[bytes, dict
     org = env["SALESFORCE_ORG_ID"]
     api = f"https://routecover.my.salesforce.com/services/Soap/%s/62.0/{org[:15]}"
     notes = "".join(
-        f'<Notification><Id>{n["id"]}</Id><sObject xsi:type="sf:Lead" xmlns:sf="{SF_NS}">'
+        f'<Notification><Id>{n["id"]}</Id><sObject xsi:type="sf:{n.get("type", "Lead")}" xmlns:sf="{SF_NS}">'
         + "".join(f"<sf:{k}>{escape(str(v))}</sf:{k}>" for k, v in n["sobject"].items()) + "</sObject></Notification>"
         for n in items)
     body = ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap'
@@ -273,6 +285,8 @@ class Dataset:
     phase2_builder: Callable[[Any], list[OutgoingRequest]] | None
     leads: list[DemoLead] = field(default_factory=list)
     redeliveries: int = 0
+    #: Phase 3: deals for the leads sales accepted (reads the database).
+    deals_builder: Callable[[Any], list[OutgoingRequest]] | None = None
 
 
 # --- leads -------------------------------------------------------------------------------------------
@@ -466,6 +480,93 @@ def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str,
             + [OutgoingRequest(SALESFORCE_PATH, c) for c in _chunks(salesforce, CRM_BATCH)])
 
 
+def deal_requests(accepted: list[tuple[str, str]], leads: Mapping[tuple[str, str], DemoLead], seed: int,
+                  at: datetime) -> list[OutgoingRequest]:
+    """Return the deals sales makes of the accepted hand-offs ``(crm, crm_id)``: most get one, and of
+    those about half are won, a third lost, the rest still open.
+
+    HubSpot: the deal's creation, its association with the contact, its pipeline, stage, amount and
+    currency, then the stage it closes in (generic notifications). Salesforce: the Lead converted
+    into a Contact and an Opportunity, then the Opportunity as it opens and as it closes (outbound
+    messages with ``IsClosed``/``IsWon``). Business times are a few seconds after ``at``.
+    """
+    rng = random.Random(f"{seed}:deals")
+    hubspot, salesforce = [], []
+    for crm, crm_id in sorted(accepted):
+        lead = leads.get((crm, crm_id))
+        if lead is None or rng.random() >= DEAL_SHARE:
+            continue
+        end = rng.choices([e for e, _ in DEAL_ENDS], [w for _, w in DEAL_ENDS])[0]
+        # Seconds after ``at``: by the time the worker gets to them they have happened.
+        opened = at + timedelta(seconds=rng.uniform(1, 5))
+        closed = opened + timedelta(seconds=rng.uniform(1, 10)) if end != "open" else None
+        country = next((code for code, spec in COUNTRIES.items() if lead.fields.get("country") in (code, spec[0])), "")
+        worth = (rng.choice(DEAL_AMOUNTS), CURRENCIES.get(country, "EUR"))
+        if crm == "hubspot":
+            hubspot += _hubspot_deal(rng, int(crm_id), opened, closed, DEAL_STAGES[crm], end, worth)
+        elif lead.sobject:
+            salesforce += _salesforce_deal(rng, lead, opened, closed, DEAL_STAGES[crm], end, worth)
+    return ([OutgoingRequest(HUBSPOT_PATH, c) for c in _chunks(hubspot, CRM_BATCH)]
+            + [OutgoingRequest(SALESFORCE_PATH, c) for c in _chunks(salesforce, CRM_BATCH)])
+
+
+def _hubspot_deal(rng: random.Random, contact: int, opened: datetime, closed: datetime | None,
+                  stages: Mapping[str, str], end: str, worth: tuple[int, str]) -> list[dict[str, Any]]:
+    deal = rng.randrange(10**9, 10**11)
+
+    def event(when: datetime, subscription: int, change: str, **extra: Any) -> dict[str, Any]:
+        return {"eventId": rng.randrange(10**8, 10**10), "subscriptionId": subscription, "portalId": PORTAL_ID,
+                "appId": APP_ID, "occurredAt": int(when.timestamp() * 1000), "subscriptionType": f"object.{change}",
+                "attemptNumber": 0, "changeSource": "CRM_UI", "sourceId": f"userId:{rng.randrange(10**7, 10**8)}",
+                **extra}
+
+    def association(from_id: int, from_type: str, to_id: int, to_type: str, type_id: int) -> dict[str, Any]:
+        names = {"0-1": "CONTACT", "0-3": "DEAL"}
+        return event(opened, DEAL_ASSOCIATION_SUB, "associationChange",
+                     associationType=f"{names[from_type]}_TO_{names[to_type]}", associationCategory="HUBSPOT_DEFINED",
+                     associationTypeId=type_id, fromObjectId=from_id, fromObjectTypeId=from_type, toObjectId=to_id,
+                     toObjectTypeId=to_type, associationRemoved=False, isPrimaryAssociation=False)
+
+    def change(when: datetime, name: str, value: str) -> dict[str, Any]:
+        return event(when, DEAL_CHANGE_SUB, "propertyChange", objectId=deal, objectTypeId="0-3", propertyName=name,
+                     propertyValue=value, isSensitive=False)
+
+    events = [event(opened, DEAL_SUB, "creation", objectId=deal, objectTypeId="0-3", changeFlag="CREATED"),
+              association(deal, "0-3", contact, "0-1", 3), association(contact, "0-1", deal, "0-3", 4),
+              change(opened, "pipeline", "default"), change(opened, "dealstage", stages["open"]),
+              change(opened, "amount", str(worth[0])), change(opened, "deal_currency_code", worth[1])]
+    if closed is not None:
+        events.append(change(closed, "dealstage", stages[end]))
+    return events
+
+
+def _salesforce_deal(rng: random.Random, lead: DemoLead, opened: datetime, closed: datetime | None,
+                     stages: Mapping[str, str], end: str, worth: tuple[int, str]) -> list[dict[str, Any]]:
+    assert lead.sobject is not None
+    contact = id18("003" + "".join(rng.choices(_ALNUM, k=12)))
+    opportunity = id18("006" + "".join(rng.choices(_ALNUM, k=12)))
+
+    def notification(sobject_type: str, sobject: dict[str, Any]) -> dict[str, Any]:
+        return {"id": "04l" + "".join(rng.choices(_ALNUM, k=15)), "type": sobject_type, "sobject": sobject}
+
+    converted = lead.sobject | {"Status": "Closed - Converted", "IsConverted": "true", "ConvertedContactId": contact,
+                                "ConvertedOpportunityId": opportunity, "ConvertedDate": opened.strftime("%Y-%m-%d"),
+                                "LastModifiedDate": opened.strftime(SF_TIME)}
+    company = lead.fields.get("company") or lead.email.split("@")[1]
+
+    def state(stage: str, when: datetime, is_closed: bool, is_won: bool) -> dict[str, Any]:
+        return {"Id": opportunity, "Name": f"{company} - fleet visibility", "StageName": stage,
+                "Amount": f"{worth[0]}.0", "CurrencyIsoCode": worth[1], "IsClosed": str(is_closed).lower(),
+                "IsWon": str(is_won).lower(), "CloseDate": (closed or opened + timedelta(days=30)).strftime("%Y-%m-%d"),
+                "CreatedDate": opened.strftime(SF_TIME), "ContactId": contact,
+                "LastModifiedDate": when.strftime(SF_TIME)}
+
+    items = [notification("Lead", converted), notification("Opportunity", state(stages["open"], opened, False, False))]
+    if closed is not None:
+        items.append(notification("Opportunity", state(stages[end], closed, True, end == "won")))
+    return items
+
+
 def _allocate(total: int, weights: list[tuple[Any, int]]) -> list[Any]:
     """Return ``total`` labels in proportion to the weights (largest remainders)."""
     whole = sum(w for _, w in weights)
@@ -492,6 +593,17 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
     phase1, redeliveries = _phase1(rng, list(web), records)
     by_ref = {(lead.crm, lead.crm_id): lead for lead in made if lead.crm}
 
+    def deals_builder(svc: Services, at: datetime | None = None) -> list[OutgoingRequest]:
+        """Sales turns the accepted leads into deals, some won, some lost."""
+        from sqlalchemy import select
+
+        from integration.store.models import Lead
+
+        with svc.sessions() as session:
+            rows = session.execute(select(Lead.crm, Lead.crm_id).where(
+                Lead.stage == "accepted", Lead.crm.is_not(None), Lead.merged_into_id.is_(None))).all()
+        return deal_requests([tuple(row) for row in rows], by_ref, seed, at or max(now, datetime.now(UTC)))
+
     def phase2_builder(svc: Services, at: datetime | None = None) -> list[OutgoingRequest]:
         """Sales works the hand-offs: status changes for the leads now in stage ``mql``."""
         from sqlalchemy import select
@@ -505,4 +617,4 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
         return feedback_requests([tuple(row) for row in rows], by_ref, seed, at or max(now, datetime.now(UTC)))
 
     return Dataset(lead_count=len(made), event_count=len(web) + len(records), phase1=phase1,
-                   phase2_builder=phase2_builder, leads=made, redeliveries=redeliveries)
+                   phase2_builder=phase2_builder, leads=made, redeliveries=redeliveries, deals_builder=deals_builder)

@@ -2,8 +2,9 @@
 
 Starts the real web app (gunicorn) and a real RQ worker on a SQLite file and the embedded
 Redis, in shadow mode, replays the seeded demo data set through the real signed webhook
-endpoints (the generic intake, HubSpot v3-signed webhooks, Salesforce outbound messages),
-waits for the queue to drain, and prints what leadloop decided and would write to the CRMs.
+endpoints (the generic intake, HubSpot v3-signed webhooks, Salesforce outbound messages), then
+sales' answers and the deals made of the accepted leads, waits for the queue to drain, and prints
+what leadloop decided (with the deals won and their revenue) and would write to the CRMs.
 When it ends (done, failed, Ctrl-C or SIGTERM) it stops the web app, the worker and the
 embedded Redis: nothing of it keeps running.
 """
@@ -122,6 +123,13 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
                       "come back through the CRM webhooks")
                 _replay(base, env, feedback)
                 _wait_drained(svc, "feedback")
+        if dataset.deals_builder is not None:
+            deals = dataset.deals_builder(svc)
+            if deals:
+                print(f"sales turns accepted leads into deals: {sum(len(r.items) for r in deals)} deal and "
+                      "opportunity changes come through the CRM webhooks")
+                _replay(base, env, deals)
+                _wait_drained(svc, "deals")
         elapsed = time.monotonic() - started
         print_summary(svc, dataset.event_count, elapsed)
         return 0
@@ -207,8 +215,20 @@ def _records_of_handoffs(session: Any, leads: list[Any]) -> tuple[int, int]:
     return len(without), len(made & handed_off)
 
 
+def deals_line(deals: list[Any]) -> str:
+    """``deals won: 14 (revenue 310,400 EUR, 48,000 GBP)  lost: 9  open: 7``."""
+    outcomes = Counter(deal.outcome for deal in deals)
+    revenue: Counter[str] = Counter()
+    for deal in deals:
+        if deal.outcome == "won" and deal.amount is not None:
+            revenue[deal.currency or "?"] += deal.amount
+    money = ", ".join(f"{amount:,.0f} {currency}" for currency, amount in revenue.most_common())
+    return (f"deals won: {outcomes['won']} (revenue {money or 0})  lost: {outcomes['lost']}  "
+            f"open: {outcomes['open']}")
+
+
 def print_summary(svc: Services, events: int, elapsed: float) -> None:
-    from integration.store.models import Lead, OutboxWrite, ScoreRecord, Transition
+    from integration.store.models import Deal, Lead, OutboxWrite, ScoreRecord, Transition
 
     with svc.sessions() as session:
         leads = session.scalars(select(Lead).where(Lead.merged_into_id.is_(None))).all()
@@ -229,7 +249,8 @@ def print_summary(svc: Services, events: int, elapsed: float) -> None:
         stages = Counter(lead.stage for lead in leads)
         print("leads by band:  " + "  ".join(f"{b}={bands.get(b, 0)}" for b in ("hot", "warm", "cool", "cold")))
         print("leads by stage: " + "  ".join(f"{s}={n}" for s, n in stages.most_common()))
-        print(f"hand-offs (became MQL): {handoffs}   recycled: {recycles}")
+        deals = session.scalars(select(Deal).where(Deal.deleted_at.is_(None), Deal.merged_into_id.is_(None))).all()
+        print(f"hand-offs (became MQL): {handoffs}   recycled: {recycles}   {deals_line(deals)}")
         without, created = _records_of_handoffs(session, leads)
         print(f"hand-offs without a CRM record: {without}   CRM records made for web-only leads at hand-off: "
               f"{created} (rules handoff.create_in)")

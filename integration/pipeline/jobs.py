@@ -5,6 +5,8 @@
   recorded and retried on its own (``integration.pipeline.failures``);
 - ``flush_outbox``   sends a CRM's pending writes in batches (``integration.pipeline.outbox``) and
   links the records it created to their leads (``integration.pipeline.record_links``);
+- ``resolve_records`` resolves a CRM's deal and rep-activity events to their leads
+  (``integration.pipeline.records``), then rescores the leads they told;
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
 - ``rollout_rules``  rescores leads scored under older rules (``integration.pipeline.rollout``);
 - ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
@@ -36,12 +38,15 @@ from integration.pipeline.processing import check_sla, process_lead
 from integration.pipeline.queue import (
     clear_rescore_marks,
     flush_key,
+    records_key,
     release_stale_marks,
     request_flush,
+    request_records,
     request_rescore,
 )
 from integration.pipeline.record_links import link_created_records
-from integration.store.events import pending_lead_ids
+from integration.pipeline.records import BATCH, resolve_batch
+from integration.store.events import pending_lead_ids, pending_record_crms
 from integration.store.models import Lead, OutboxWrite
 
 log = logging.getLogger(__name__)
@@ -120,6 +125,34 @@ def flush_outbox(crm: str) -> dict[str, Any]:
     return dict(totals)
 
 
+#: How soon record events waiting for their people are looked at again.
+RECORDS_WAIT_SECONDS = 30
+
+
+@observed_job
+def resolve_records(crm: str) -> dict[str, Any]:
+    """Resolve ``crm``'s waiting deal and rep-activity events to their leads and rescore those.
+
+    Returns counts. Raises ``CrmError`` when the CRM read fails (RQ retries; the events wait).
+    Events naming people not known yet are looked at again in ``RECORDS_WAIT_SECONDS``.
+    """
+    svc = services.current()
+    svc.redis.delete(records_key(crm))
+    totals: defaultdict[str, int] = defaultdict(int)
+    leads: set[int] = set()
+    while True:
+        done = resolve_batch(svc, crm)
+        leads |= done.lead_ids
+        totals["processed"] += done.processed
+        totals["waiting"] = done.waiting
+        if done.processed + done.waiting < BATCH or not done.processed:
+            break
+    request_rescore(svc.queue, leads)
+    if totals["waiting"]:
+        request_records(svc.queue, crm, delay=RECORDS_WAIT_SECONDS)
+    return {**totals, "leads": len(leads)}
+
+
 @observed_job
 def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
     """At a hand-off's due time: if sales did not act, escalate (remind, reassign, recycle)."""
@@ -161,9 +194,12 @@ def sweep() -> dict[str, int]:
         stale = pending_lead_ids(session, now - timedelta(seconds=svc.config["LEADLOOP_SWEEP_SECONDS"]), now)
         crms = list(session.scalars(select(OutboxWrite.crm).where(OutboxWrite.status == "pending")
                                     .group_by(OutboxWrite.crm)))
+        record_crms = pending_record_crms(session, now - timedelta(seconds=svc.config["LEADLOOP_SWEEP_SECONDS"]))
     request_rescore(svc.queue, stale)
     for crm in crms:
         request_flush(svc.queue, crm)
+    for crm in record_crms:
+        request_records(svc.queue, crm)
     rollout.request_rollout(svc)  # resumes a roll-out a lost job left unfinished
     return {"released": released, "leads": len(stale), "crms": len(crms)}
 

@@ -5,10 +5,10 @@ PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), so two workers never p
 same lead at once and a killed worker's transaction rolls back whole: its events stay
 unprocessed and the retried job applies them exactly once.
 
-The order inside the transaction: apply the events (fields, merges, erasure), turn CRM status
-changes into sales dispositions, score, decide the stage (``scoring.lifecycle``), hand off,
-queue the CRM writes. What the decisions write into the CRM's own fields travels in one
-``CrmChanges`` record.
+The order inside the transaction: apply the events (fields, merges, erasure, conversions), turn
+CRM status changes into sales dispositions and deal changes into outcomes, score, decide the stage
+(``scoring.lifecycle``), hand off, queue the CRM writes. What the decisions write into the CRM's
+own fields travels in one ``CrmChanges`` record.
 """
 
 from __future__ import annotations
@@ -27,11 +27,15 @@ from connectors.base import CrmError
 from integration.pipeline.failures import clear_failures
 from integration.pipeline.handoff import hand_off, latest_activity_line
 from integration.pipeline.outbox import CrmChanges, latest_sent_task_id, queue_update
+from integration.pipeline.outcomes import convert_lead, lead_deal_outcome
+from integration.pipeline.rep_activity import rep_acted
 from integration.services import Services
+from integration.store.deals import move_deal_links
 from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
 from scoring import LeadProfile, ScoreResult, Signal, score_lead
 from scoring.lifecycle import Decision, LeadState, decide, disposition_for
 from scoring.lifecycle_follow_up import SlaDecision, on_sla_due
+from scoring.lifecycle_outcomes import outcome_decision
 from scoring.routing import Handoff
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ log = logging.getLogger(__name__)
 FIELD_KINDS = frozenset({"lead_created", "field_change", "record_snapshot", "form_submit"})
 #: CRM record events: they matter only through the fields they change.
 CRM_RECORD_KINDS = frozenset({"lead_created", "field_change", "record_snapshot", "association_change",
-                              "ignored", "deletion", "privacy_deletion"})
+                              "ignored", "deletion", "privacy_deletion", "rep_activity"})
 #: Lead columns that make up the pure lifecycle's ``LeadState``.
 STATE_COLUMNS = ("stage", "owner_id", "team", "recycle_count", "recycle_reason", "recycled_at", "cooldown_until",
                  "engagement_reset_at", "score_penalty", "last_engagement_at", "sla_misses", "last_handoff_at",
@@ -95,6 +99,7 @@ def merge_into(session: Session, survivor: Lead, merged: Lead) -> None:
         return
     for model in (Event, ScoreRecord, Transition, OutboxWrite):
         session.execute(update(model).where(model.lead_id == merged.id).values(lead_id=survivor.id))
+    move_deal_links(session, survivor.id, merged.id)
     session.execute(update(OutboxWrite).where(OutboxWrite.lead_id == survivor.id,
                                               OutboxWrite.crm_id == merged.crm_id,
                                               OutboxWrite.status == "pending").values(status="superseded"))
@@ -124,11 +129,15 @@ def erase_personal_data(session: Session, lead: Lead, at: datetime) -> None:
 
 # --- events ----------------------------------------------------------------------------------
 
-def apply_event(session: Session, lead: Lead, event: Event) -> bool:
+def apply_event(session: Session, lead: Lead, event: Event, now: datetime) -> bool:
     """Apply one event to the lead; return whether it can change the lead's score or stage."""
-    changed = event.kind not in CRM_RECORD_KINDS  # activity always counts
+    changed = event.kind not in CRM_RECORD_KINDS  # activity (and a deal change) always counts
     if event.kind in FIELD_KINDS and event.fields:
         changed = apply_fields(lead, event.fields, event.occurred_at) or changed
+    if event.kind == "record_snapshot" and (event.properties or {}).get("converted_contact_id"):
+        contact_lead = convert_lead(session, lead, event, now)
+        if contact_lead is not None:
+            merge_into(session, lead, contact_lead)
     if event.kind == "merge":
         for crm_id in event.properties.get("merged_ids", []):
             other = session.scalars(select(Lead).where(Lead.crm == lead.crm, Lead.crm_id == str(crm_id))).first()
@@ -144,14 +153,16 @@ def apply_event(session: Session, lead: Lead, event: Event) -> bool:
 
 
 def _apply_pending(session: Session, svc: Services, lead: Lead, pending: list[Event],
-                   status_changes: list[StatusChange], now: datetime) -> bool:
-    """Apply events in order, noting CRM status changes (sales feedback); return whether any
-    can change the score."""
+                   status_changes: list[StatusChange], deal_changes: list[Event], now: datetime) -> bool:
+    """Apply events in order, noting CRM status changes (sales feedback) and deal changes;
+    return whether any can change the score or stage."""
     feedback_fields = feedback_field_names()
     changed = False
     for event in pending:
         before = {name: (lead.fields or {}).get(name) for name in feedback_fields}
-        changed |= apply_event(session, lead, event)
+        changed |= apply_event(session, lead, event, now)
+        if event.kind == "deal_change":
+            deal_changes.append(event)
         for name, old in before.items():
             new = (lead.fields or {}).get(name)
             if new != old and new not in (None, ""):
@@ -252,6 +263,17 @@ def apply_feedback(session: Session, svc: Services, lead: Lead, status_changes: 
         record_decision(session, lead, decision, svc.rules.version, changes)
 
 
+def apply_deal_outcomes(session: Session, svc: Services, lead: Lead, deal_changes: list[Event],
+                        changes: CrmChanges) -> None:
+    """Move the lead by its deals' outcomes (forward only), each at its deal change's business time."""
+    for event in deal_changes:
+        found = lead_deal_outcome(session, lead, event)
+        if found is not None:
+            outcome, detail = found
+            decision = outcome_decision(lead_state(lead), outcome, svc.rules.lifecycle, event.occurred_at, detail)
+            record_decision(session, lead, decision, svc.rules.version, changes)
+
+
 def apply_score(session: Session, svc: Services, lead: Lead, result: ScoreResult, now: datetime,
                 changes: CrmChanges) -> None:
     """Apply the score: nurture, hand-off (owner + task + SLA), disqualification."""
@@ -272,6 +294,7 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         return outcome  # a quarantined lead waits for `leadloop dead-letters --retry`
     changed = False
     status_changes: list[StatusChange] = []
+    deal_changes: list[Event] = []
     seen = 0
     # A merge moves the merged lead's still-unprocessed events onto this lead: drain again.
     for _ in range(5):
@@ -282,7 +305,7 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         if not pending:
             break
         seen += len(pending)
-        changed |= _apply_pending(session, svc, lead, pending, status_changes, now)
+        changed |= _apply_pending(session, svc, lead, pending, status_changes, deal_changes, now)
     if not seen:
         return outcome
     clear_failures(lead)  # rolled back with everything else if this run fails too
@@ -294,6 +317,7 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         return outcome
     changes = CrmChanges()
     apply_feedback(session, svc, lead, status_changes, now, changes)
+    apply_deal_outcomes(session, svc, lead, deal_changes, changes)
     with svc.telemetry.timed("leadloop_scoring_seconds"):
         result = score_now(session, svc, lead, now)
     record_score(session, lead, result, now, seen)
@@ -340,9 +364,12 @@ def check_sla(session: Session, svc: Services, lead_id: int, due_at: datetime, n
 
 
 def crm_shows_action(session: Session, svc: Services, lead: Lead) -> bool:
-    """Did sales act since the hand-off? The lead status changed in the CRM, or (live mode) the
-    rep completed the hand-off's task. If the CRM cannot say, the status alone decides."""
+    """Did sales act since the hand-off? The lead status changed in the CRM, the owner logged a
+    call, email or meeting the SLA counts (``integration.pipeline.rep_activity``), or (live mode)
+    the rep completed the hand-off's task. If the CRM cannot say, the rest decides."""
     if (lead.fields or {}).get("lead_status") != lead.handoff_status:
+        return True
+    if rep_acted(session, lead, lead_state(lead), svc.rules.lifecycle) is not None:
         return True
     task_id = latest_sent_task_id(session, lead.id)
     if not (svc.live_writes and lead.crm and task_id):

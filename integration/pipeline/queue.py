@@ -1,4 +1,5 @@
-"""Coalescing on top of RQ: one pending rescore per lead, one pending flush per CRM.
+"""Coalescing on top of RQ: one pending rescore per lead, one pending flush and one pending
+resolution of record events (deals, rep activity) per CRM.
 
 RQ runs ~40-150 jobs/s here, so we never enqueue a job per event. After events commit,
 ``request_rescore`` marks each lead pending with ``SET NX`` (value: the job id) and enqueues one
@@ -38,6 +39,10 @@ def rescore_key(lead_id: int) -> str:
 
 def flush_key(crm: str) -> str:
     return f"leadloop:flush-pending:{crm}"
+
+
+def records_key(crm: str) -> str:
+    return f"leadloop:records-pending:{crm}"
 
 
 def request_rescore(queue: Queue, lead_ids: Iterable[int]) -> list[str]:
@@ -81,6 +86,21 @@ def request_flush(queue: Queue, crm: str, delay: float = 0) -> str | None:
         queue.enqueue_in(timedelta(seconds=delay), "integration.pipeline.jobs.flush_outbox", crm, **kwargs)
     else:
         queue.enqueue("integration.pipeline.jobs.flush_outbox", crm, **kwargs)
+    return job_id
+
+
+def request_records(queue: Queue, crm: str, delay: float = 0) -> str | None:
+    """Enqueue the resolution of ``crm``'s record events (deals, rep activity) unless one is
+    pending; return its job id. Retried like a rescore: a CRM read that fails is read again."""
+    job_id = f"records-{crm}-{uuid.uuid4().hex}"
+    if not queue.connection.set(records_key(crm), job_id, nx=True, ex=PENDING_TTL):
+        return None
+    kwargs = dict(job_id=job_id, retry=RESCORE_RETRY, result_ttl=300, failure_ttl=7 * 86400,
+                  description=f"resolve {crm} deals and rep activity")
+    if delay > 0:
+        queue.enqueue_in(timedelta(seconds=delay), "integration.pipeline.jobs.resolve_records", crm, **kwargs)
+    else:
+        queue.enqueue("integration.pipeline.jobs.resolve_records", crm, **kwargs)
     return job_id
 
 

@@ -24,7 +24,10 @@ class StoreResult:
     accepted: int
     duplicates: int
     ignored: int
+    #: The leads with new events to process.
     lead_ids: frozenset[int]
+    #: The CRMs with new record events (a deal, a rep activity) to resolve to their leads.
+    record_crms: frozenset[str] = frozenset()
 
 
 def _identity(event: LeadEvent) -> tuple[str, str, str] | tuple[str, str]:
@@ -104,28 +107,37 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
     fresh = [event for key, event in unique.items() if key not in existing]
     if not fresh:
         return StoreResult(0, len(events), 0, frozenset())
-    # Ignored events (a company or deal change) are kept for audit but create no lead.
-    leads = resolve_leads(session, [event for event in fresh if event.kind != "ignored"])
+    # Ignored events (a company change) are kept for audit but create no lead; record events (a
+    # deal, a rep activity) wait, unprocessed and without a lead, until the pipeline resolves the
+    # people they concern (``integration.pipeline.records``).
+    leads = resolve_leads(session, [event for event in fresh if _about_a_lead(event)])
     rows = []
     for event in fresh:
-        lead = leads.get(_identity(event)) if event.kind != "ignored" else None
+        lead = leads.get(_identity(event)) if _about_a_lead(event) else None
         erased = lead is not None and lead.erased_at is not None
+        waiting = event.record_id is not None
         rows.append({
             "source": event.source, "event_key": event.event_key, "lead_id": lead.id if lead else None,
-            "kind": event.kind, "occurred_at": event.occurred_at, "received_at": received_at,
+            "record_id": event.record_id, "kind": event.kind, "occurred_at": event.occurred_at,
+            "received_at": received_at,
             # A late redelivery for a person we erased must not bring their data back.
             "fields": {} if erased else event.fields,
             "properties": {} if erased else event.properties,
             "raw": None if erased else event.raw,
-            "processed_at": received_at if lead is None or erased else None,
+            "processed_at": received_at if (lead is None and not waiting) or erased else None,
         })
     session.execute(insert(Event), rows)
     return StoreResult(
         accepted=len(fresh),
         duplicates=in_batch_duplicates + len(existing),
-        ignored=sum(1 for row in rows if row["lead_id"] is None),
-        lead_ids=frozenset(row["lead_id"] for row in rows if row["processed_at"] is None),
+        ignored=sum(1 for row in rows if row["lead_id"] is None and row["record_id"] is None),
+        lead_ids=frozenset(row["lead_id"] for row in rows if row["lead_id"] and row["processed_at"] is None),
+        record_crms=frozenset(event.source for event in fresh if event.record_id is not None),
     )
+
+
+def _about_a_lead(event: LeadEvent) -> bool:
+    return event.kind != "ignored" and event.record_id is None
 
 
 def pending_lead_ids(session: Session, older_than: datetime, now: datetime, limit: int = 5000) -> list[int]:
@@ -137,3 +149,12 @@ def pending_lead_ids(session: Session, older_than: datetime, now: datetime, limi
                or_(Lead.retry_at.is_(None), Lead.retry_at <= now))
         .group_by(Event.lead_id).limit(limit)
     ))
+
+
+def pending_record_crms(session: Session, older_than: datetime) -> list[str]:
+    """Return the CRMs with record events (deals, rep activity) received before ``older_than``
+    and still waiting for their leads."""
+    return list(session.scalars(
+        select(Event.source).where(Event.record_id.is_not(None), Event.lead_id.is_(None),
+                                   Event.processed_at.is_(None), Event.received_at < older_than)
+        .group_by(Event.source)))

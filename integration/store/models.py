@@ -1,4 +1,4 @@
-"""The system of record: leads, their events, every score and decision, and the CRM outbox.
+"""The system of record: leads, their events, every score and decision, their deals, and the CRM outbox.
 
 A lead's whole timeline is these tables joined on ``lead_id`` (see ``integration.store.leads.lead_timeline``).
 Schema changes go through Alembic (``integration/store/migrations``), never ``create_all``.
@@ -7,6 +7,7 @@ Schema changes go through Alembic (``integration/store/migrations``), never ``cr
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -147,8 +149,11 @@ class Event(Base):
     source: Mapped[str] = mapped_column(String(20))
     #: The sender's idempotency key; a redelivery is absorbed by the unique constraint.
     event_key: Mapped[str] = mapped_column(String(200))
-    #: None for ``ignored`` events (a company or deal change we store but do not act on).
+    #: None for ``ignored`` events (a company change we store but do not act on) and for record
+    #: events (a deal or rep activity) until the pipeline resolves them to their leads.
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    #: The deal or activity a record event is about (its id in the CRM ``source``).
+    record_id: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(Stamp)
     received_at: Mapped[datetime] = mapped_column(Stamp)
@@ -200,6 +205,51 @@ class Transition(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     rules_version: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class Deal(Base):
+    """A CRM deal (HubSpot deal, Salesforce opportunity): the outcome of its leads' hand-offs.
+
+    Its state is the newest the CRM told (``field_times`` keeps, per field, the business time of
+    the value stored, so an older change arriving late never overwrites a newer one).
+    """
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(20))
+    #: The deal's id in that CRM.
+    crm_id: Mapped[str] = mapped_column(String(64))
+    pipeline: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str | None] = mapped_column(String(100))
+    #: The stage's own flags, as the CRM sent them (None: not said).
+    is_closed: Mapped[bool | None] = mapped_column(Boolean)
+    is_won: Mapped[bool | None] = mapped_column(Boolean)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    #: When the deal was created and closed (or is expected to close) in the CRM.
+    created_at: Mapped[datetime | None] = mapped_column(Stamp)
+    closed_at: Mapped[datetime | None] = mapped_column(Stamp)
+    #: ``open``, ``won`` or ``lost`` by the rules' ``outcomes``; None: no outcome (or not known yet).
+    outcome: Mapped[str | None] = mapped_column(String(10))
+    field_times: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column(Stamp)
+    #: Set when the CRM merged this deal into another one.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    updated_at: Mapped[datetime] = mapped_column(Stamp, default=_now)
+
+    __table_args__ = (UniqueConstraint("crm", "crm_id", name="uq_deals_crm_record"),)
+
+
+class DealLead(Base):
+    """A deal's lead: the CRM associates the deal with the lead's record (or converted it from it)."""
+
+    __tablename__ = "deal_leads"
+
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), primary_key=True, index=True)
+    #: The business time of the association.
+    linked_at: Mapped[datetime] = mapped_column(Stamp)
 
 
 class OutboxWrite(Base):

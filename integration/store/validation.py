@@ -40,7 +40,7 @@ def text_limit(column: InstrumentedAttribute[Any] | Column[Any]) -> int:
 #: LeadEvent attribute -> the column it is stored in.
 EVENT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "source": Event.source, "event_key": Event.event_key, "kind": Event.kind,
-    "crm": Lead.crm, "crm_id": Lead.crm_id, "email": Lead.email,
+    "crm": Lead.crm, "crm_id": Lead.crm_id, "email": Lead.email, "record_id": Event.record_id,
 }
 #: Lead fields that are copied into a lead column when processed.
 FIELD_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from connectors import registry
 from connectors.base import Endpoint, InboundRequest, IntakeContext, IntakeResult, WebhookError
-from integration.pipeline.queue import request_rescore
+from integration.pipeline.queue import request_records, request_rescore
 from integration.services import Services
 from integration.store.events import store_events
 from integration.store.validation import batch_problems
@@ -168,9 +168,11 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
                             ("duplicate", result.duplicates)):
         if amount:
             svc.telemetry.count("leadloop_webhook_events", amount, endpoint=endpoint.name, outcome=outcome)
-    if result.lead_ids:
+    if result.lead_ids or result.record_crms:
         try:
             request_rescore(svc.queue, result.lead_ids)
+            for crm in sorted(result.record_crms):
+                request_records(svc.queue, crm)
         except RedisError:
             log.warning("webhook %s: stored %d event(s) but Redis is down; the sweeper will enqueue them",
                         endpoint.name, result.accepted)
