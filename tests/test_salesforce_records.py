@@ -96,3 +96,15 @@ def test_bad_record_values_are_a_400_naming_the_field(name, old, new, message):
     with pytest.raises(PayloadError, match=re.escape(message)) as info:
         parse(body.encode())
     assert info.value.status == 400
+
+
+def test_a_flow_callout_says_the_same_of_a_conversion():
+    from test_salesforce_webhook import flow, flow_payload
+
+    payload = flow_payload()
+    payload["events"][0]["fields"].update(IsConverted=True, ConvertedContactId=CONTACT,
+                                          ConvertedOpportunityId=OPPORTUNITY, Status="Closed - Converted")
+    event = flow(payload)[0]
+    assert (event.properties["converted_contact_id"], event.properties["converted_opportunity_id"]) == \
+        (CONTACT, OPPORTUNITY)
+    assert "IsConverted" not in event.fields and event.fields["lead_status"] == "Closed - Converted"

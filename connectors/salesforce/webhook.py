@@ -360,6 +360,8 @@ def _flow_event(event: Any, where: str, org_id: str, known_kinds: Any) -> LeadEv
                             properties={**properties, "sobject_type": sobject_type, "organization_id": org_id})
     is_lead = sobject_type in LEAD_SOBJECTS
     fields = map_fields(sf_fields, f"{where}.fields") if is_lead else {}
+    if sobject_type == "Lead" and kind == "record_snapshot":
+        properties = {**properties, **conversion(sf_fields, f"{where}.fields")}
     return LeadEvent(
         source="salesforce",
         kind=kind if is_lead else "ignored",
