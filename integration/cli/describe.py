@@ -96,7 +96,8 @@ def timeline_text(what: str, detail: dict[str, Any], zone: tzinfo) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in sorted((detail.get("fields") or {}).items()))
         return f"{detail['source']}/{detail['kind']} {extra} {fields}".rstrip()
     if what == "score":
-        return (f"{detail['score']:g} {detail['band']} {detail['grade']} mql={detail['mql']} "
+        cause = f"{detail['cause']}: " if detail.get("cause") else ""
+        return (f"{cause}{detail['score']:g} {detail['band']} {detail['grade']} mql={detail['mql']} "
                 f"[{detail['rules_version']}] {detail['summary']}")
     if what == "stage":
         cause = f"{detail['from']} -> {detail['to']} ({detail['cause']})"

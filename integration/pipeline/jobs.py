@@ -9,6 +9,8 @@
   (``integration.pipeline.records``), then rescores the leads they told;
 - ``sla_check``      runs at a hand-off's due time and escalates if sales did not act;
 - ``rollout_rules``  rescores leads scored under older rules (``integration.pipeline.rollout``);
+- ``rescore_on_time`` (cron) rescores leads whose verdict changes with time alone
+  (``integration.pipeline.on_time``);
 - ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
 
 Retries are declared where the jobs are enqueued (``integration.pipeline.queue``); a job that
@@ -29,7 +31,7 @@ from sqlalchemy import select
 
 from connectors.base import CrmRateLimited
 from integration import services
-from integration.pipeline import rollout
+from integration.pipeline import on_time, rollout
 from integration.pipeline.failures import OUTAGES, record_failure
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.observed import observed_job
@@ -166,7 +168,6 @@ def sla_check(lead_id: int, due_iso: str) -> dict[str, Any]:
 
 
 @observed_job
-@observed_job
 def rollout_rules() -> dict[str, Any]:
     """Rescore leads scored under other rules than the live ones (``integration.pipeline.rollout``);
     hands over to a new job while leads remain due."""
@@ -180,6 +181,14 @@ def rollout_rules() -> dict[str, Any]:
     return counts
 
 
+@observed_job
+def rescore_on_time() -> dict[str, int]:
+    """Cron: rescore the leads whose verdict changes with time alone now (``integration.pipeline.on_time``)."""
+    svc = services.current()
+    return on_time.rescore_on_time(svc, svc.now())
+
+
+@observed_job
 def sweep() -> dict[str, int]:
     """Cron safety net: recover abandoned jobs, release marks of lost jobs, re-request stale
     events and pending writes."""
@@ -220,4 +229,5 @@ def sweep_slas() -> dict[str, int]:
 def cron_jobs(config: Mapping[str, Any]) -> list[tuple[Callable[[], dict[str, int]], int]]:
     """The cron table (``leadloop cron``): job, interval in seconds. The sweeper runs every
     ``LEADLOOP_SWEEP_SECONDS`` and re-requests work older than that."""
-    return [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS)]
+    return [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS),
+            (rescore_on_time, config["LEADLOOP_SWEEP_SECONDS"])]

@@ -32,10 +32,11 @@ from integration.pipeline.rep_activity import rep_acted
 from integration.services import Services
 from integration.store.deals import move_deal_links
 from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
-from scoring import LeadProfile, ScoreResult, Signal, score_lead
+from scoring import LeadProfile, ScoreResult, Signal, next_change, score_lead
 from scoring.lifecycle import Decision, LeadState, decide, disposition_for
 from scoring.lifecycle_follow_up import SlaDecision, on_sla_due
 from scoring.lifecycle_outcomes import outcome_decision
+from scoring.review import next_review
 from scoring.routing import Handoff
 
 log = logging.getLogger(__name__)
@@ -190,21 +191,52 @@ def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str]) -> l
             for kind, at, props, key in session.execute(stmt)]
 
 
-def score_now(session: Session, svc: Services, lead: Lead, now: datetime) -> ScoreResult:
-    """Score the lead on its stored fields and activity as of ``now``."""
-    rules = svc.rules
-    profile = LeadProfile(fields={**(lead.fields or {}), "email": lead.email})
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What scoring a lead reads: its profile, its activity, its recycle penalty."""
+
+    profile: LeadProfile
+    signals: list[Signal]
+    penalty: float
+    penalty_reason: str
+
+
+def scoring_inputs(session: Session, svc: Services, lead: Lead) -> ScoringInputs:
+    """The lead's stored fields and activity, as scoring takes them."""
     penalty = float(lead.score_penalty or 0)
-    return score_lead(profile, signals_of(session, lead, rules.activity_kinds), rules, now, penalty=penalty,
-                      penalty_reason=f"recycled by sales ({lead.recycle_reason})" if penalty else "")
+    return ScoringInputs(LeadProfile(fields={**(lead.fields or {}), "email": lead.email}),
+                         signals_of(session, lead, svc.rules.activity_kinds), penalty,
+                         f"recycled by sales ({lead.recycle_reason})" if penalty else "")
 
 
-def record_score(session: Session, lead: Lead, result: ScoreResult, now: datetime, seen: int) -> None:
+def score_now(session: Session, svc: Services, lead: Lead, now: datetime,
+              inputs: ScoringInputs | None = None) -> ScoreResult:
+    """Score the lead on its stored fields and activity as of ``now``."""
+    inputs = inputs or scoring_inputs(session, svc, lead)
+    return score_lead(inputs.profile, inputs.signals, svc.rules, now, penalty=inputs.penalty,
+                      penalty_reason=inputs.penalty_reason)
+
+
+def plan_review(svc: Services, lead: Lead, inputs: ScoringInputs, now: datetime) -> None:
+    """Note when the lead's visible verdict next changes with no new event (``scoring.next_change``,
+    and the end of a recycle cooldown: ``scoring.review.next_review``), for the on-time rescoring."""
+    change = next_change(inputs.profile, inputs.signals, svc.rules, now, penalty=inputs.penalty)
+    review = next_review(change, lead_state(lead), now)
+    lead.next_review_at = review.at if review is not None else None
+    lead.next_review_reason = f"{review.reason} ({review.cause})"[:160] if review is not None else None
+
+
+def record_score(session: Session, lead: Lead, result: ScoreResult, now: datetime, seen: int,
+                 cause: str | None = None) -> None:
+    """Record the result (``cause``: why a lead was rescored with no new event) and keep it on the lead."""
+    data = result.to_dict()
+    if cause:
+        data["cause"] = cause
     session.add(ScoreRecord(
         lead_id=lead.id, computed_at=now, as_of=result.as_of, rules_version=result.rules_version,
         score=result.score, fit_points=result.fit_points, engagement_points=result.engagement_points,
         band=result.band, grade=result.grade, mql=result.mql, disqualified=result.disqualified,
-        summary=result.summary, result=result.to_dict(), events_seen=seen,
+        summary=result.summary, result=data, events_seen=seen,
     ))
     lead.score, lead.fit_points, lead.engagement_points = result.score, result.fit_points, result.engagement_points
     lead.band, lead.grade, lead.mql = result.band, result.grade, result.mql
@@ -318,11 +350,13 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
     changes = CrmChanges()
     apply_feedback(session, svc, lead, status_changes, now, changes)
     apply_deal_outcomes(session, svc, lead, deal_changes, changes)
+    inputs = scoring_inputs(session, svc, lead)
     with svc.telemetry.timed("leadloop_scoring_seconds"):
-        result = score_now(session, svc, lead, now)
+        result = score_now(session, svc, lead, now, inputs)
     record_score(session, lead, result, now, seen)
     outcome.scored = True
     apply_score(session, svc, lead, result, now, changes)
+    plan_review(svc, lead, inputs, now)
     if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
         outcome.crm_writes.add(lead.crm)
     if changes.record_crm:  # a web-only lead's record is being created there
@@ -388,7 +422,8 @@ def current_result(session: Session, svc: Services, lead: Lead, now: datetime) -
     return score_now(session, svc, lead, now)
 
 
-def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime) -> LeadOutcome:
+def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime, cause: str | None = None
+                 ) -> LeadOutcome:
     """Score a lead again as of ``now`` with no new event (a rules roll-out, a time-driven change).
 
     The verdict is recorded under the live rules and the lifecycle applies it as it would any
@@ -401,10 +436,12 @@ def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
             lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
         return outcome
     changes = CrmChanges()
-    result = score_now(session, svc, lead, now)
-    record_score(session, lead, result, now, 0)
+    inputs = scoring_inputs(session, svc, lead)
+    result = score_now(session, svc, lead, now, inputs)
+    record_score(session, lead, result, now, 0, cause)
     outcome.scored = True
     apply_score(session, svc, lead, result, now, changes)
+    plan_review(svc, lead, inputs, now)
     if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
         outcome.crm_writes.add(lead.crm)
     return outcome

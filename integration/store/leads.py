@@ -38,7 +38,7 @@ def lead_timeline(session: Session, lead_id: int) -> list[tuple[datetime, str, d
     for s in session.scalars(select(ScoreRecord).where(ScoreRecord.lead_id == lead_id)):
         rows.append((s.computed_at, "score", {"score": s.score, "band": s.band, "grade": s.grade,
                                               "mql": s.mql, "rules_version": s.rules_version,
-                                              "summary": s.summary}))
+                                              "summary": s.summary, "cause": (s.result or {}).get("cause")}))
     for t in session.scalars(select(Transition).where(Transition.lead_id == lead_id)):
         rows.append((t.at, "stage", {"from": t.from_stage, "to": t.to_stage, "cause": t.cause,
                                      "detail": t.detail, "rules_version": t.rules_version}))

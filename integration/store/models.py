@@ -125,10 +125,15 @@ class Lead(Base):
     retry_at: Mapped[datetime | None] = mapped_column(Stamp)
     #: Set after the last retry failed: left alone until ``leadloop dead-letters --retry``.
     quarantined_at: Mapped[datetime | None] = mapped_column(Stamp)
+    #: When the lead's visible verdict next changes with no new event (decay, a window or an
+    #: override ending, a cooldown ending), and why: the on-time rescoring picks it up then.
+    next_review_at: Mapped[datetime | None] = mapped_column(Stamp)
+    next_review_reason: Mapped[str | None] = mapped_column(String(160))
 
     __table_args__ = (
         UniqueConstraint("crm", "crm_id", name="uq_leads_crm_record"),
         Index("ix_leads_failures", "failures"),
+        Index("ix_leads_next_review", "next_review_at"),
         Index("ix_leads_email", "email"),
         # One live web-only lead per address, so concurrent requests cannot fork a lead.
         Index("uq_leads_web_email", "email", unique=True,

@@ -1,0 +1,66 @@
+"""On-time rescoring: a lead whose verdict changes with time alone is rescored when it does.
+
+Each scoring stores when the lead's visible verdict next changes with no new event
+(``Lead.next_review_at``: decay crossing a band or the MQL line, the written score moving by the
+rules' ``rescore.score_step``, an override or a lifespan ending, a recycle cooldown ending;
+``processing.plan_review``). The cron entry ``rescore_on_time`` picks the leads that are due, in
+batches (PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers share them), and rescores each
+as of now in its own transaction: cost follows the leads that are due, never a pass over all of
+them. The CRM gets the new verdict through the outbox, batched like any write; a verdict that did
+not change writes nothing; the timeline shows "rescored on time (...)".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from integration.pipeline.failures import OUTAGES, record_failure
+from integration.pipeline.processing import rescore_lead
+from integration.pipeline.queue import request_flush
+from integration.services import Services
+from integration.store.models import Lead
+
+log = logging.getLogger(__name__)
+
+#: Leads one run rescores at most (the next run takes the rest).
+BATCH = 1000
+
+
+def due_for_review(session: Session, now: datetime, limit: int = BATCH) -> list[tuple[int, str | None]]:
+    """The leads whose next review is due, earliest first, row-locked (skipping rows another
+    worker holds) on PostgreSQL."""
+    stmt = (select(Lead.id, Lead.next_review_reason)
+            .where(Lead.next_review_at.is_not(None), Lead.next_review_at <= now, Lead.quarantined_at.is_(None))
+            .order_by(Lead.next_review_at).limit(limit))
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Lead)
+    return [(lead_id, reason) for lead_id, reason in session.execute(stmt)]
+
+
+def rescore_on_time(svc: Services, now: datetime) -> dict[str, int]:
+    """Rescore the due leads as of ``now``; return how many were due, rescored and failed."""
+    with svc.sessions() as session:
+        due = due_for_review(session, now)
+    rescored = failed = 0
+    crms: set[str] = set()
+    for lead_id, reason in due:
+        try:
+            with svc.sessions.begin() as session:
+                outcome = rescore_lead(session, svc, lead_id, now, cause=f"rescored on time ({reason or 'due'})")
+        except OUTAGES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
+            record_failure(svc, lead_id, exc, now)
+            failed += 1
+            continue
+        rescored += outcome.scored
+        crms.update(outcome.crm_writes)
+    for crm in sorted(crms):
+        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    if due:
+        log.info("on-time rescoring: %d lead(s) due, %d rescored, %d failed", len(due), rescored, failed)
+    return {"due": len(due), "rescored": rescored, "failed": failed}
