@@ -132,6 +132,7 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
                 _wait_drained(svc, "deals")
         elapsed = time.monotonic() - started
         print_summary(svc, dataset.event_count, elapsed)
+        print_on_time(svc)
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave processes behind.
@@ -225,6 +226,31 @@ def deals_line(deals: list[Any]) -> str:
     money = ", ".join(f"{amount:,.0f} {currency}" for currency, amount in revenue.most_common())
     return (f"deals won: {outcomes['won']} (revenue {money or 0})  lost: {outcomes['lost']}  "
             f"open: {outcomes['open']}")
+
+
+def print_on_time(svc: Services) -> None:
+    """Scores that age on time: what the cron's on-time rescoring does a week later, run now."""
+    from datetime import timedelta
+
+    from integration.pipeline.on_time import rescore_on_time
+    from integration.store.models import Lead, OutboxWrite
+
+    with svc.sessions() as session:
+        waiting = session.scalar(select(func.count()).select_from(Lead).where(Lead.next_review_at.is_not(None)))
+        updates = session.scalar(select(func.count()).select_from(OutboxWrite).where(OutboxWrite.kind == "update"))
+    week_later = svc.now() + timedelta(days=7)
+    counts = {"due": 0, "rescored": 0}
+    while True:  # as the cron would over the week: each run takes at most a batch
+        run = rescore_on_time(svc, week_later)
+        counts["due"] += run["due"]
+        counts["rescored"] += run["rescored"]
+        if run["due"] == 0 or run["rescored"] == 0:
+            break
+    with svc.sessions() as session:
+        queued = session.scalar(select(func.count()).select_from(OutboxWrite)
+                                .where(OutboxWrite.kind == "update")) - updates
+    print(f"scores that age on time: {waiting} leads have a next review; a week later the cron rescores "
+          f"{counts['rescored']} of them on time, and {queued} changed verdicts go to the CRM")
 
 
 def print_summary(svc: Services, events: int, elapsed: float) -> None:
