@@ -73,6 +73,7 @@ def test_a_lead_hot_through_the_trial_override_cools_when_the_override_ends(worl
 
     # Within one cron period after the override's 60 days end: the lead is what its score says.
     clock.value = override_ends + timedelta(seconds=30)
+    assert next_review_gauge(client) == {"due": 1, "waiting": 0}  # the on-time backlog
     assert rescore_on_time() == {"due": 1, "rescored": 1, "failed": 0}
     cooled = lead(svc)
     assert cooled.band != "hot" and cooled.scored_at == clock.value
@@ -93,3 +94,11 @@ def test_a_lead_hot_through_the_trial_override_cools_when_the_override_ends(worl
             monkeypatch.setenv(name, value)
     assert leadloop(["lead", "show", "hubspot:901"]) == 0
     assert "rescored on time (band hot->" in capsys.readouterr().out
+
+
+def next_review_gauge(client) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    page = client.get("/metrics").get_data(as_text=True)
+    return {sample.labels["state"]: sample.value for family in text_string_to_metric_families(page)
+            for sample in family.samples if sample.name == "leadloop_next_review_leads"}

@@ -51,7 +51,7 @@ class LeadloopCollector:
             found = []
             up.add_metric(["redis"], 0)
         try:
-            found += [outbox_writes(self.svc), failing_leads(self.svc)]
+            found += [outbox_writes(self.svc), failing_leads(self.svc), next_review_backlog(self.svc)]
             up.add_metric(["database"], 1)
         except DBAPIError:
             up.add_metric(["database"], 0)
@@ -98,6 +98,21 @@ def failing_leads(svc: Services) -> GaugeMetricFamily:
         failing = session.scalar(select(func.count()).select_from(Lead).where(Lead.failures > 0))
     gauge.add_metric(["retrying"], (failing or 0) - (quarantined or 0))
     gauge.add_metric(["quarantined"], quarantined or 0)
+    return gauge
+
+
+def next_review_backlog(svc: Services) -> GaugeMetricFamily:
+    """Leads whose verdict changes with time alone: due now (the on-time rescoring's backlog) and
+    waiting (a next review ahead)."""
+    gauge = GaugeMetricFamily("leadloop_next_review_leads",
+                              "Leads with a next review (their verdict changes with time alone), by state: due "
+                              "(the on-time rescoring's backlog) or waiting.", labels=["state"])
+    now = svc.now()
+    with svc.sessions() as session:
+        due = session.scalar(select(func.count()).select_from(Lead).where(Lead.next_review_at <= now)) or 0
+        waiting = session.scalar(select(func.count()).select_from(Lead).where(Lead.next_review_at > now)) or 0
+    gauge.add_metric(["due"], due)
+    gauge.add_metric(["waiting"], waiting)
     return gauge
 
 
