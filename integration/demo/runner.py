@@ -116,20 +116,17 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
               f"through {base}/webhooks/...")
         _replay(base, env, dataset.phase1)
         _wait_drained(svc, "scoring")
-        if dataset.phase2_builder is not None:
-            feedback = dataset.phase2_builder(svc)
-            if feedback:
-                print(f"sales works the hand-offs: {sum(len(r.items) for r in feedback)} status changes "
-                      "come back through the CRM webhooks")
-                _replay(base, env, feedback)
-                _wait_drained(svc, "feedback")
-        if dataset.deals_builder is not None:
-            deals = dataset.deals_builder(svc)
-            if deals:
-                print(f"sales turns accepted leads into deals: {sum(len(r.items) for r in deals)} deal and "
-                      "opportunity changes come through the CRM webhooks")
-                _replay(base, env, deals)
-                _wait_drained(svc, "deals")
+        # What sales answers, built from what leadloop decided: each phase after the one before.
+        for builder, what, says in (
+                (dataset.phase2_builder, "feedback",
+                 "sales works the hand-offs: {} status changes come back through the CRM webhooks"),
+                (dataset.deals_builder, "deals", "sales turns accepted leads into deals: {} deal and "
+                 "opportunity changes come through the CRM webhooks")):
+            requests_ = builder(svc) if builder is not None else []
+            if requests_:
+                print(says.format(sum(len(r.items) for r in requests_)))
+                _replay(base, env, requests_)
+                _wait_drained(svc, what)
         elapsed = time.monotonic() - started
         print_summary(svc, dataset.event_count, elapsed)
         print_on_time(svc)

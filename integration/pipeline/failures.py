@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -24,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from connectors.base import CrmError
+from integration.pipeline.queue import request_flush
 from integration.services import Services
 from integration.store.models import Lead
 
@@ -76,6 +79,38 @@ def record_failure(svc: Services, lead_id: int, exc: BaseException, now: datetim
         svc.queue.enqueue_at(retry_at, RESCORE_JOB, [lead_id], description=f"retry lead {lead_id}")
     except RedisError:
         log.warning("could not schedule the retry of lead %s; the sweeper will", lead_id)
+
+
+class LeadWork(Protocol):
+    """One lead's transaction: ``work(session, lead_id)`` returns what it did."""
+
+    def __call__(self, session: Session, lead_id: int) -> Any: ...
+
+
+def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork) -> tuple[int, int]:
+    """Run ``work`` for each lead in a transaction of its own, then request a flush for each CRM
+    that got writes; return (leads scored, leads failed).
+
+    The outcome ``work`` returns has ``scored`` and ``crm_writes`` (``processing.LeadOutcome``). A
+    lead's own failure is recorded (``record_failure``) and the others go on; an outage raises.
+    """
+    scored = failed = 0
+    crms: set[str] = set()
+    for lead_id in lead_ids:
+        try:
+            with svc.sessions.begin() as session:
+                outcome = work(session, lead_id)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
+            record_failure(svc, lead_id, exc, now)
+            failed += 1
+            continue
+        scored += outcome.scored
+        crms.update(outcome.crm_writes)
+    for crm in sorted(crms):
+        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    return scored, failed
 
 
 def clear_failures(lead: Lead) -> None:

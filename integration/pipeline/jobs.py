@@ -32,7 +32,7 @@ from sqlalchemy import select
 from connectors.base import CrmRateLimited
 from integration import services
 from integration.pipeline import on_time, rollout
-from integration.pipeline.failures import OUTAGES, record_failure
+from integration.pipeline.failures import each_lead_apart
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.observed import observed_job
 from integration.pipeline.outbox import KINDS_IN_ORDER, lock_pending, send_batch
@@ -64,22 +64,8 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     clear_rescore_marks(svc.redis, lead_ids)
     now = svc.now()
     hydrate_from_crm(svc, lead_ids)
-    scored = 0
-    crms: set[str] = set()
-    for lead_id in sorted(lead_ids):
-        try:
-            with svc.sessions.begin() as session:
-                outcome = process_lead(session, svc, lead_id, now)
-        except OUTAGES:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
-            record_failure(svc, lead_id, exc, now)
-            continue
-        if outcome.scored:
-            scored += 1
-        crms.update(outcome.crm_writes)
-    for crm in sorted(crms):
-        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    scored, _failed = each_lead_apart(svc, sorted(lead_ids), now,
+                                      lambda session, lead_id: process_lead(session, svc, lead_id, now))
     return {"leads": len(lead_ids), "scored": scored}
 
 

@@ -18,9 +18,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integration.pipeline.failures import OUTAGES, record_failure
+from integration.pipeline.failures import each_lead_apart
 from integration.pipeline.processing import rescore_lead
-from integration.pipeline.queue import request_flush
 from integration.services import Services
 from integration.store.models import Lead
 
@@ -45,22 +44,9 @@ def rescore_on_time(svc: Services, now: datetime) -> dict[str, int]:
     """Rescore the due leads as of ``now``; return how many were due, rescored and failed."""
     with svc.sessions() as session:
         due = due_for_review(session, now)
-    rescored = failed = 0
-    crms: set[str] = set()
-    for lead_id, reason in due:
-        try:
-            with svc.sessions.begin() as session:
-                outcome = rescore_lead(session, svc, lead_id, now, cause=f"rescored on time ({reason or 'due'})")
-        except OUTAGES:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
-            record_failure(svc, lead_id, exc, now)
-            failed += 1
-            continue
-        rescored += outcome.scored
-        crms.update(outcome.crm_writes)
-    for crm in sorted(crms):
-        request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+    causes = {lead_id: f"rescored on time ({reason or 'due'})" for lead_id, reason in due}
+    rescored, failed = each_lead_apart(svc, list(causes), now, lambda session, lead_id: rescore_lead(
+        session, svc, lead_id, now, cause=causes[lead_id]))
     if due:
         log.info("on-time rescoring: %d lead(s) due, %d rescored, %d failed", len(due), rescored, failed)
     return {"due": len(due), "rescored": rescored, "failed": failed}

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connectors import feedback_field_names
 from connectors.base import CrmError
 from integration.pipeline.failures import clear_failures
 from integration.pipeline.handoff import hand_off, latest_activity_line
@@ -157,7 +156,7 @@ def _apply_pending(session: Session, svc: Services, lead: Lead, pending: list[Ev
                    status_changes: list[StatusChange], deal_changes: list[Event], now: datetime) -> bool:
     """Apply events in order, noting CRM status changes (sales feedback) and deal changes;
     return whether any can change the score or stage."""
-    feedback_fields = feedback_field_names()
+    feedback_fields = svc.feedback_fields
     changed = False
     for event in pending:
         before = {name: (lead.fields or {}).get(name) for name in feedback_fields}

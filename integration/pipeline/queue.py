@@ -77,30 +77,28 @@ def request_flush(queue: Queue, crm: str, delay: float = 0) -> str | None:
 
     A small ``delay`` gathers the writes of a burst into one batched CRM call.
     """
-    job_id = f"flush-{crm}-{uuid.uuid4().hex}"
-    if not queue.connection.set(flush_key(crm), job_id, nx=True, ex=PENDING_TTL):
-        return None
-    kwargs = dict(job_id=job_id, retry=FLUSH_RETRY, result_ttl=300, failure_ttl=7 * 86400,
-                  description=f"flush {crm} outbox")
-    if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), "integration.pipeline.jobs.flush_outbox", crm, **kwargs)
-    else:
-        queue.enqueue("integration.pipeline.jobs.flush_outbox", crm, **kwargs)
-    return job_id
+    return _request_once(queue, flush_key(crm), f"flush-{crm}", "integration.pipeline.jobs.flush_outbox", crm,
+                         retry=FLUSH_RETRY, delay=delay, description=f"flush {crm} outbox")
 
 
 def request_records(queue: Queue, crm: str, delay: float = 0) -> str | None:
     """Enqueue the resolution of ``crm``'s record events (deals, rep activity) unless one is
     pending; return its job id. Retried like a rescore: a CRM read that fails is read again."""
-    job_id = f"records-{crm}-{uuid.uuid4().hex}"
-    if not queue.connection.set(records_key(crm), job_id, nx=True, ex=PENDING_TTL):
+    return _request_once(queue, records_key(crm), f"records-{crm}", "integration.pipeline.jobs.resolve_records",
+                         crm, retry=RESCORE_RETRY, delay=delay, description=f"resolve {crm} deals and rep activity")
+
+
+def _request_once(queue: Queue, mark: str, prefix: str, job: str, crm: str, *, retry: Retry, delay: float,
+                  description: str) -> str | None:
+    """Enqueue ``job(crm)`` unless the pending ``mark`` says one is queued; return its job id."""
+    job_id = f"{prefix}-{uuid.uuid4().hex}"
+    if not queue.connection.set(mark, job_id, nx=True, ex=PENDING_TTL):
         return None
-    kwargs = dict(job_id=job_id, retry=RESCORE_RETRY, result_ttl=300, failure_ttl=7 * 86400,
-                  description=f"resolve {crm} deals and rep activity")
+    kwargs = dict(job_id=job_id, retry=retry, result_ttl=300, failure_ttl=7 * 86400, description=description)
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), "integration.pipeline.jobs.resolve_records", crm, **kwargs)
+        queue.enqueue_in(timedelta(seconds=delay), job, crm, **kwargs)
     else:
-        queue.enqueue("integration.pipeline.jobs.resolve_records", crm, **kwargs)
+        queue.enqueue(job, crm, **kwargs)
     return job_id
 
 

@@ -26,9 +26,8 @@ from rq import Retry
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from integration.pipeline.failures import OUTAGES, record_failure
+from integration.pipeline.failures import each_lead_apart
 from integration.pipeline.processing import rescore_lead
-from integration.pipeline.queue import request_flush
 from integration.services import Services
 from integration.store.models import Lead
 
@@ -109,27 +108,14 @@ def run_rollout(svc: Services, now: datetime) -> dict[str, int]:
     job) holds the lock and hands over to a new job while leads remain due."""
     version = svc.rules.version
     rescored = failed = 0
-    crms: set[str] = set()
     cursor = 0
     for _ in range(BATCHES_PER_JOB):
         with svc.sessions() as session:
             batch = due_lead_ids(session, version, cursor)
         if not batch:
             break
-        for lead_id in batch:
-            try:
-                with svc.sessions.begin() as session:
-                    outcome = rescore_lead(session, svc, lead_id, now)
-            except OUTAGES:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
-                record_failure(svc, lead_id, exc, now)
-                failed += 1
-                continue
-            rescored += outcome.scored
-            crms.update(outcome.crm_writes)
-        cursor = batch[-1]
-        for crm in sorted(crms):
-            request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
+        scored, lost = each_lead_apart(svc, batch, now,
+                                       lambda session, lead_id: rescore_lead(session, svc, lead_id, now))
+        rescored, failed, cursor = rescored + scored, failed + lost, batch[-1]
     log.info("rules %s roll-out: %d lead(s) rescored, %d failed", version, rescored, failed)
     return {"rescored": rescored, "failed": failed}
