@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,11 +13,11 @@ if TYPE_CHECKING:
     from integration.services import Services
 
 from integration.cli.errors import FAILURE, OK
-from integration.cli.output import note, out, plural
+from integration.cli.output import dumps, note, out, plural
 from integration.cli.runtime import Runtime, pass_runtime
 
 
-@click.group(short_help="The rules file: check, compare.")
+@click.group(short_help="The rules file: check, compare, suggest.")
 def rules() -> None:
     """The rules file: check it, and see what a change would do before it goes live."""
 
@@ -45,26 +46,135 @@ def check(file: Path) -> int:
     return OK if ok else FAILURE
 
 
-@rules.command("compare", short_help="What a candidate rules file would change.")
+@rules.command("compare", short_help="Backtest a candidate rules file on the stored history.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
+              help="The rules file to compare with (default: the live one, LEADLOOP_RULES).")
+@click.option("--since", help="Count MQLs from this time: an ISO date or time, or a duration ago (90d).")
+@click.option("--until", help="Replay up to this time (default now): an ISO date or time, or a duration ago.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="A report to read, or one JSON object.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report with charts as one self-contained HTML file.")
 @pass_runtime
-def compare(runtime: Runtime, file: Path) -> int:
-    """Score the stored history under the live rules and under FILE, and report the difference.
+def compare(runtime: Runtime, file: Path, against: Path | None, since: str | None, until: str | None,
+            output_format: str, html_file: Path | None) -> int:
+    """Replay the stored history under the live rules (or --against) and under FILE; report the difference.
 
-    MQLs added and removed, band moves, and how many leads sales won or rejected each rules file
-    would have caught. Nothing is written.
+    Each lead's events are replayed in time order and scored as of each moment under both
+    files. Against the known outcomes (won, lost, accepted, rejected, deals) the report gives
+    MQL volume, the band migration matrix, precision, recall and lift per band, how many
+    eventually-won leads each file hands off and how many days earlier or later, MQLs per won
+    deal, and the leads that would newly become or stop being MQLs with their reasons.
+    Nothing is written.
     """
     from connectors import status_fields
-    from integration.reports.rules_compare import compare as compare_rules
-    from integration.reports.rules_compare import render
+    from integration.lab.backtest import backtest, render
     from scoring import load_rules_file
 
-    live = runtime.rules()
+    now = runtime.now()
+    start, end = moment(since, now, "--since"), moment(until, now, "--until") or now
+    live = load_rules_file(str(against), status_fields()) if against else runtime.rules()
     candidate = load_rules_file(str(file), status_fields())
     with runtime.sessions()() as session:
-        report = compare_rules(session, live, candidate, runtime.now())
-    out(render(report, live, candidate))
+        report = backtest(session, live, candidate, since=start, until=end)
+    data = report.to_dict()
+    if html_file is not None:
+        from integration.lab.html import render_html
+
+        html_file.write_text(render_html(data), encoding="utf-8")
+        note(f"report written to {html_file}")
+    out(dumps(data, indent=2) if output_format == "json" else render(report, live, candidate))
     return OK
+
+
+@rules.command("suggest", short_help="Learn point values from the outcome history.")
+@click.option("--target", type=click.Choice(["won", "accepted"]), default="won", show_default=True,
+              help="The outcome to predict: won deals, or leads sales accepted.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the proposed rules file here (default: print it after the report).")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True,
+              help="Folds of the stratified cross-validation.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="A report to read, or one JSON object.")
+@pass_runtime
+def suggest(runtime: Runtime, target: str, out_file: Path | None, folds: int, output_format: str) -> int:
+    """Propose point values for the live rules, and new rules, learned from the leads' outcomes.
+
+    Fits a regularised logistic regression (scikit-learn) on one row per lead with a known
+    outcome (which live rules fired by its first MQL or its outcome, its field values, numeric
+    ranges, assets and kinds of activity), turns it into a rules file of whole points that
+    `leadloop rules check` accepts, and reports the cross-validated AUC and precision at the
+    MQL threshold of the live rules and of the proposal. Exit code 1 when there is too little
+    history, saying how much more it needs. Nothing changes: make the proposal live yourself.
+    """
+    from integration.lab.suggest import NotEnoughHistory
+    from integration.lab.suggest import suggest as suggest_points
+
+    live = runtime.rules()
+    live_text = Path(live.source).read_text(encoding="utf-8")
+    try:
+        with runtime.sessions()() as session:
+            proposal = suggest_points(session, live, live_text, target=target, folds=folds, now=runtime.now())
+    except NotEnoughHistory as exc:
+        note(str(exc))
+        return FAILURE
+    if out_file is not None:
+        out_file.write_text(proposal.text, encoding="utf-8")
+        proposal.out = str(out_file)
+    if output_format == "json":
+        out(dumps(proposal.to_dict(), indent=2))
+        return OK
+    for line in suggest_report(proposal):
+        out(line)
+    if out_file is None:
+        out("")
+        out(proposal.text)
+    return OK
+
+
+def suggest_report(proposal: Any) -> list[str]:
+    """The proposal's comparison with the live rules and its points table, for a person."""
+    from integration.cli.output import table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.0f}%"
+
+    lines = [f"learned from {proposal.rows} leads with a known outcome ({proposal.positives} {proposal.target}), "
+             f"{proposal.folds}-fold cross-validation:",
+             f"  live rules: AUC {proposal.live['auc']:.3f}, precision at the MQL threshold "
+             f"{pct(proposal.live['precision_at_mql'])}",
+             f"  proposal:   AUC {proposal.proposed['auc']:.3f}, precision at the MQL threshold "
+             f"{pct(proposal.proposed['precision_at_mql'])}",
+             "points:"]
+    rows = []
+    for key, value in sorted(proposal.points.items(), key=lambda item: -item[1]):
+        leads, lift = proposal.support[key]
+        rows.append((value, leads, "-" if lift is None else f"{lift:g}", proposal.candidates[key].text))
+    lines += table(("points", "leads", "lift", "rule"), rows, indent="  ")
+    if proposal.out:
+        lines.append(f"proposed rules file written to {proposal.out}; check it with `leadloop rules check "
+                     f"{proposal.out}` and try it with `leadloop rules compare {proposal.out}`")
+    return lines
+
+
+def moment(value: str | None, now: datetime, option: str) -> datetime | None:
+    """A command-line time: ISO 8601 (a date is its midnight UTC; no zone means UTC) or a duration
+    ago (``90d``, ``12h``); raise ``click.BadParameter`` otherwise."""
+    from scoring.rules_fields import duration_seconds
+
+    if value is None:
+        return None
+    try:
+        return now - timedelta(seconds=duration_seconds(value))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither an ISO date or time nor a duration like 90d",
+                                 param_hint=option) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @click.command(short_help="Rescore the leads under the live rules (a roll-out).")
