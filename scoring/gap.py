@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scoring.model import LeadProfile, ScoreResult, Signal
+from scoring.wording import format_points
 
 if TYPE_CHECKING:  # the rules module imports scoring.native, which imports the engine
     from scoring.rules import Rules
@@ -109,7 +110,10 @@ def mql_gap(profile: LeadProfile, signals: Iterable[Signal], rules: Rules, as_of
         reason = next((r for r in tried.reasons if r.rule == rule["id"]), None)
         gain = round(tried.score - result.score, 1)
         if reason is not None and (gain > 0 or tried.mql):
-            candidates.append((Step(rule["id"], gain, reason.text.split(" (")[0]), signal))
+            words = reason.text.split(" (")[0]
+            if gain != reason.points:  # the activity meets other rules too (or a cap takes some)
+                words += f" ({format_points(gain)} in all)"
+            candidates.append((Step(rule["id"], gain, words), signal))
     for size in range(1, MAX_STEPS + 1):
         found = []
         for combo in itertools.combinations(candidates, size):

@@ -283,8 +283,9 @@ def _probe_rules(found: Mapping[str, Candidate]) -> tuple[Rules | None, dict[str
                         "id": f"probe-{number}", "points": 1})
     if not fit:
         return None, keys
-    data = {"fit": fit, "grades": {"A": 1000, "B": 999, "C": 998}, "bands": {"cold": {"playbook": "nurture_only"}},
-            "mql": {"bands": ["cold"]}}
+    bands = {"cold": {"playbook": "nurture_only"}, "cool": {"from": 1000, "playbook": "nurture_only"},
+             "warm": {"from": 1001, "playbook": "nurture_only"}, "hot": {"from": 1002, "playbook": "nurture_only"}}
+    data = {"fit": fit, "grades": {"A": 1000, "B": 999, "C": 998}, "bands": bands, "mql": {"bands": ["hot"]}}
     return load_rules(yaml.safe_dump(data, allow_unicode=True), "<candidate field rules>"), keys
 
 
@@ -298,17 +299,27 @@ def _fit(matrix: Any, labels: Any) -> Any:
     return model
 
 
-def whole_points(model: Any, keys: list[str], threshold: float, reference_rate: float, base_rate: float
-                 ) -> dict[str, int]:
-    """Coefficients as whole points: a score of ``threshold`` is the log-odds of ``reference_rate``
-    (the live MQLs' rate of reaching the target), so the MQL threshold keeps its meaning."""
-    intercept = float(model.intercept_[0])
-    wanted = _logit(reference_rate)
-    if not wanted - intercept > 0.05:
-        wanted = _logit(min(0.95, max(2 * base_rate, 1 / (1 + math.exp(-intercept)) + 0.05)))
-    scale = threshold / (wanted - intercept) if threshold > 0 else 10.0
+def whole_points(model: Any, keys: list[str], threshold: float, matrix: Any, live_mql: Any) -> dict[str, int]:
+    """Coefficients as whole points, scaled so the MQL threshold keeps its meaning: it flags as many
+    of the rows as the live rules made MQLs (the same sales effort), so what changes is which leads
+    they are. Without live MQLs to match, a lead twice as likely as average to reach the target
+    reaches it."""
+    import numpy
+
+    weights = numpy.asarray(model.coef_[0], dtype=float)
+    share = float(numpy.mean(live_mql)) if len(live_mql) else 0.0
+    linear = matrix @ weights
+    scale = 0.0
+    if 0 < share < 1:
+        edge = float(numpy.quantile(linear, 1 - share))
+        scale = threshold / edge if edge > 0 else 0.0
+    if scale <= 0:
+        intercept = float(model.intercept_[0])
+        base = float(numpy.mean(1 / (1 + numpy.exp(-(linear + intercept)))))
+        wanted = _logit(min(0.95, 2 * base)) - intercept
+        scale = threshold / wanted if wanted > 0 and threshold > 0 else 10.0
     points = {}
-    for key, weight in zip(keys, model.coef_[0], strict=True):
+    for key, weight in zip(keys, weights, strict=True):
         value = int(round(max(-MAX_POINTS, min(MAX_POINTS, weight * scale))))
         if abs(value) >= MIN_POINTS:
             points[key] = value
@@ -337,17 +348,24 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
     _enough(len(rows), positives, target, folds)
     found = candidates(rows, live)
     matrix, keys = feature_matrix(rows, found)
+    base_rate = positives / len(rows)
+    support = {}
+    for column, key in enumerate(keys):
+        has = matrix[:, column] == 1
+        count = int(has.sum())
+        support[key] = (count, round(float(labels[has].mean()) / base_rate, 2) if count else None)
+    # A feature every row has (or none) says nothing about the outcome: it stays out of the fit.
+    varying = [column for column, key in enumerate(keys) if 0 < support[key][0] < len(rows)]
+    matrix, keys = matrix[:, varying], [keys[column] for column in varying]
     threshold = mql_threshold(live)
     live_scores = numpy.array([row.live_score for row in rows])
     live_mql = numpy.array([row.live_mql for row in rows])
-    base_rate = positives / len(rows)
     results: dict[str, list[float]] = {"live_auc": [], "proposed_auc": []}
     flagged = {"live": [0, 0], "proposed": [0, 0]}
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     for train, test in splitter.split(matrix, labels):
         model = _fit(matrix[train], labels[train])
-        reference = _reference_rate(live_mql[train], labels[train], base_rate)
-        points = whole_points(model, keys, threshold, reference, base_rate)
+        points = whole_points(model, keys, threshold, matrix[train], live_mql[train])
         weights = numpy.array([points.get(key, 0) for key in keys], dtype=float)
         proposed = matrix[test] @ weights
         results["live_auc"].append(roc_auc_score(labels[test], live_scores[test]))
@@ -356,12 +374,7 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
             flagged[name][0] += int(chosen.sum())
             flagged[name][1] += int(labels[test][chosen].sum())
     model = _fit(matrix, labels)
-    points = whole_points(model, keys, threshold, _reference_rate(live_mql, labels, base_rate), base_rate)
-    support = {}
-    for column, key in enumerate(keys):
-        has = matrix[:, column] == 1
-        count = int(has.sum())
-        support[key] = (count, round(float(labels[has].mean()) / base_rate, 2) if count else None)
+    points = whole_points(model, keys, threshold, matrix, live_mql)
     suggestion = Suggestion(
         target, len(rows), positives, folds,
         {"auc": round(float(numpy.mean(results["live_auc"])), 4), "precision_at_mql": _share(flagged["live"])},
@@ -370,12 +383,6 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
         points, support, "", candidates=found)
     suggestion.text = proposal_text(suggestion, live, live_text, now)
     return suggestion
-
-
-def _reference_rate(live_mql: Any, labels: Any, base_rate: float) -> float:
-    if live_mql.sum():
-        return float(labels[live_mql].mean())
-    return min(0.95, 2 * base_rate)
 
 
 def _share(counts: list[int]) -> float | None:
@@ -415,16 +422,25 @@ def proposal_text(suggestion: Suggestion, live: Rules, live_text: str, now: date
         words = f"# {count} leads ({share}) had it; {suggestion.target} {times}x as often"
         return words + (f"; was {was:g} points" if isinstance(was, int | float) else "")
 
+    def unchanged(key: str) -> str:
+        count = support.get(key, (0, None))[0]
+        if count and count == suggestion.rows:
+            return "# every lead with an outcome had it, so the history cannot tell its worth: kept as it was"
+        return "# no lead with an outcome had it: kept as it was"
+
+    def near_zero(key: str) -> bool:
+        return key in found and 0 < support.get(key, (0, None))[0] < suggestion.rows
+
     fit_lines, engagement_lines = [], []
     kept_groups = set()
     for rule in raw.get("fit") or []:
         key = f"rule:{rule['id']}"
         if key in points:
             fit_lines.append(_item(note(key, rule["points"]), {**rule, "points": points[key]}))
-        elif key in found:
+        elif near_zero(key):
             fit_lines.append(f"  # dropped {rule['id']} (was {rule['points']:g} points): near zero in the fit")
         else:
-            fit_lines.append(_item("# no lead with an outcome had it: kept as it was", rule))
+            fit_lines.append(_item(unchanged(key), rule))
     for key, value in points.items():
         candidate = found[key]
         if candidate.section == "fit" and not key.startswith("rule:"):
@@ -434,10 +450,10 @@ def proposal_text(suggestion: Suggestion, live: Rules, live_text: str, now: date
         if key in points:
             engagement_lines.append(_item(note(key, rule["points"]), {**rule, "points": points[key]}))
             kept_groups.add(rule.get("group"))
-        elif key in found:
+        elif near_zero(key):
             engagement_lines.append(f"  # dropped {rule['id']} (was {rule['points']:g} points): near zero in the fit")
         else:
-            engagement_lines.append(_item("# no lead with an outcome had it: kept as it was", rule))
+            engagement_lines.append(_item(unchanged(key), rule))
             kept_groups.add(rule.get("group"))
     for key, value in points.items():
         candidate = found[key]
@@ -447,7 +463,7 @@ def proposal_text(suggestion: Suggestion, live: Rules, live_text: str, now: date
     negative_notes = {}
     for name, settings in negative.items():
         key = f"rule:{name}"
-        if key in found and isinstance(settings, dict):
+        if near_zero(key) and isinstance(settings, dict):
             learned = min(0, points.get(key, 0))
             negative[name] = {**settings, "points": learned}
             negative_notes[name] = note(key, settings.get("points")) + (
