@@ -291,3 +291,30 @@ class RotationState(Base):
     team: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
     picks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ImportProgress(Base):
+    """One history import (a CSV file, a CRM backfill): how far it got, so a rerun resumes there.
+
+    Keyed by its source and what identifies its input: the files' digest for a CSV import, the CRM
+    and the start of its window for a backfill. ``position`` holds each phase's last committed
+    place (a line number, a paging cursor, a lead id), written in the same transaction as the
+    rows it covers.
+    """
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: ``csv``, ``hubspot`` or ``salesforce``.
+    source: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(200))
+    #: Where the leads are recorded (the mapping's ``crm``, or the CRM backfilled).
+    crm: Mapped[str] = mapped_column(String(20))
+    position: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    #: What it did so far: rows read, leads and events created, bad rows, leads scored.
+    counts: Mapped[dict[str, int]] = mapped_column(JsonType, default=dict)
+    started_at: Mapped[datetime] = mapped_column(Stamp)
+    updated_at: Mapped[datetime] = mapped_column(Stamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+    __table_args__ = (UniqueConstraint("source", "key", name="uq_imports_source_key"),)

@@ -1,0 +1,215 @@
+"""Imported history into the store, in bulk: leads, their activity, stage transitions, one quiet score.
+
+What a CSV row or a CRM record becomes is what a live lead leaves behind: a ``leads`` row (unique on
+``(crm, crm_id)``), a processed ``lead_created`` event with its fields at their business time,
+``import`` transitions at the times the lead entered each stage, its activity as processed
+events, and one score under the live rules. Everything is stored already processed and nothing
+is queued: imported history never triggers a CRM write or a hand-off.
+
+Idempotent by construction: leads and events are inserted with ``ON CONFLICT DO NOTHING`` on
+their unique keys, and a lead's transitions are written only with the lead itself, so importing
+the same rows again changes nothing. A lead already in the store keeps its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from integration.pipeline.processing import ScoringInputs, record_score, score_now
+from integration.services import Services
+from integration.store.models import Event, Lead, Transition
+from scoring import LeadProfile, Signal
+from scoring.lifecycle import TERMINAL_STAGES
+
+#: The transitions' cause, and the score records' (``leadloop lead show`` tells them apart).
+CAUSE = "import"
+#: Rows per IN (...) list when looking leads up by id.
+LOOKUP_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedLead:
+    """One lead of an import, as leadloop sees it (a CSV row, a CRM record with its history)."""
+
+    crm_id: str
+    email: str | None
+    created_at: datetime | None
+    #: Field values under leadloop's names (canonical or custom).
+    fields: dict[str, Any]
+    #: Stage -> when the lead entered it, oldest first.
+    stages: list[tuple[str, datetime]]
+    #: ``won``, ``lost`` or None.
+    outcome: str | None
+    #: When the outcome was decided, if the source says (else the latest stage time or created_at).
+    outcome_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedActivity:
+    """One activity of an imported lead (a page view, a download ...)."""
+
+    crm_id: str
+    kind: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+    #: The source's own id for it, if it has one (else the key is derived from its content).
+    activity_id: str | None = None
+
+
+@dataclass
+class Stored:
+    """What one batch added."""
+
+    leads: int = 0
+    events: int = 0
+    transitions: int = 0
+
+
+def insert_ignoring_duplicates(session: Session, model: Any, rows: Sequence[dict[str, Any]],
+                               unique: Sequence[str], returning: Sequence[Any]) -> list[Any]:
+    """Insert ``rows``, skipping those whose ``unique`` columns exist; return ``returning`` of the new ones."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert if dialect == "sqlite" else None
+    if make is None:
+        raise NotImplementedError(f"bulk import on {dialect}")
+    stmt = make(model).on_conflict_do_nothing(index_elements=list(unique)).returning(*returning)
+    return list(session.execute(stmt, list(rows)))
+
+
+def stage_path(lead: ImportedLead, fallback: datetime) -> list[tuple[str, str, datetime]]:
+    """The lead's stage moves ``(from, to, at)``: each stage at its time, then the outcome (unless a
+    terminal stage came first) at ``outcome_at``, the latest stage time, ``created_at`` or ``fallback``."""
+    moves, stage = [], "new"
+    for target, at in lead.stages:
+        if target != stage and stage not in TERMINAL_STAGES:
+            moves.append((stage, target, at))
+            stage = target
+    if lead.outcome and stage not in TERMINAL_STAGES:
+        at = lead.outcome_at or (lead.stages[-1][1] if lead.stages else lead.created_at or fallback)
+        moves.append((stage, lead.outcome, at))
+    return moves
+
+
+def store_leads(session: Session, crm: str, source: str, leads: Sequence[ImportedLead], now: datetime) -> Stored:
+    """Insert the leads not in the store yet, each with its ``lead_created`` event and its transitions.
+
+    Leads already stored under ``(crm, crm_id)`` are left as they are. Does not commit.
+    """
+    unique: dict[str, ImportedLead] = {}
+    for lead in leads:
+        unique.setdefault(lead.crm_id, lead)
+    rows, paths = [], {}
+    for lead in unique.values():
+        created = lead.created_at or now
+        moves = paths[lead.crm_id] = stage_path(lead, created)
+        stamp = created.isoformat()
+        rows.append({
+            "crm": crm, "crm_id": lead.crm_id, "email": lead.email, "fields": lead.fields,
+            "field_times": {name: stamp for name in lead.fields},
+            "stage": moves[-1][1] if moves else "new", "stage_changed_at": moves[-1][2] if moves else None,
+            "created_at": created, "updated_at": now,
+        })
+    created_ids = dict((crm_id, lead_id) for lead_id, crm_id in insert_ignoring_duplicates(
+        session, Lead, rows, ("crm", "crm_id"), (Lead.id, Lead.crm_id)))
+    events, transitions = [], []
+    for crm_id, lead_id in created_ids.items():
+        lead = unique[crm_id]
+        events.append({
+            "source": source, "event_key": f"import:{crm_id}:created", "lead_id": lead_id, "kind": "lead_created",
+            "occurred_at": lead.created_at or now, "received_at": now,
+            "fields": {**lead.fields, **({"email": lead.email} if lead.email else {})},
+            "properties": {"imported": True}, "raw": None, "processed_at": now,
+        })
+        transitions.extend({"lead_id": lead_id, "from_stage": before, "to_stage": after, "cause": CAUSE,
+                            "detail": {"source": source}, "rules_version": None, "at": at}
+                           for before, after, at in paths[crm_id])
+    stored_events = insert_ignoring_duplicates(session, Event, events, ("source", "event_key"), (Event.id,))
+    if transitions:
+        session.execute(insert(Transition), transitions)
+    return Stored(leads=len(created_ids), events=len(stored_events), transitions=len(transitions))
+
+
+def activity_key(activity: ImportedActivity) -> str:
+    """The activity's event key: its own id, or a digest of what it is (the same row keeps its key)."""
+    if activity.activity_id:
+        return f"import:{activity.crm_id}:{activity.activity_id}"[:200]
+    content = json.dumps([activity.kind, activity.occurred_at.isoformat(), activity.properties], sort_keys=True,
+                         default=str)
+    return f"import:{activity.crm_id}:{activity.kind}:{hashlib.sha256(content.encode()).hexdigest()[:24]}"[:200]
+
+
+def lead_ids(session: Session, crm: str, crm_ids: Iterable[str]) -> dict[str, int]:
+    """The stored leads' ids by their CRM id (leads merged into another one map to the survivor)."""
+    wanted, found = sorted(set(crm_ids)), {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start:start + LOOKUP_CHUNK]
+        for lead_id, crm_id, merged_into in session.execute(
+                select(Lead.id, Lead.crm_id, Lead.merged_into_id).where(Lead.crm == crm, Lead.crm_id.in_(chunk))):
+            found[crm_id] = merged_into or lead_id
+    return found
+
+
+def store_activities(session: Session, source: str, activities: Sequence[tuple[ImportedActivity, int]],
+                     now: datetime) -> int:
+    """Insert the activities (each with its lead's id) as processed events; return how many were new.
+
+    Does not commit.
+    """
+    rows = [{"source": source, "event_key": activity_key(activity), "lead_id": lead_id, "kind": activity.kind,
+             "occurred_at": activity.occurred_at, "received_at": now, "fields": {},
+             "properties": activity.properties, "raw": None, "processed_at": now}
+            for activity, lead_id in activities]
+    return len(insert_ignoring_duplicates(session, Event, rows, ("source", "event_key"), (Event.id,)))
+
+
+def score_quietly(session: Session, svc: Services, leads: Sequence[Lead], now: datetime) -> int:
+    """Score each lead once under the live rules as of ``now`` and record it; return how many.
+
+    Only the score: no lifecycle decision, no hand-off, no CRM write (the lead's stage is its
+    imported one). Each lead's last engagement is its newest imported activity. Does not commit.
+    """
+    if not leads:
+        return 0
+    kinds = svc.rules.activity_kinds
+    signals: dict[int, list[Signal]] = defaultdict(list)
+    for lead_id, kind, at, properties, key in session.execute(
+            select(Event.lead_id, Event.kind, Event.occurred_at, Event.properties, Event.event_key)
+            .where(Event.lead_id.in_([lead.id for lead in leads]), Event.kind.in_(list(kinds)))
+            .order_by(Event.occurred_at, Event.id)):
+        signals[lead_id].append(Signal(kind=kind, occurred_at=at, properties=properties or {}, key=key))
+    for lead in leads:
+        # Built like ``processing.scoring_inputs``, for a whole batch in one query: an imported
+        # lead has no recycle penalty and no engagement reset.
+        own = signals.get(lead.id, [])
+        inputs = ScoringInputs(LeadProfile(fields={**(lead.fields or {}), "email": lead.email}), own, 0.0, "")
+        record_score(session, lead, score_now(session, svc, lead, now, inputs), now, len(own), CAUSE)
+        if own:
+            lead.last_engagement_at = own[-1].occurred_at
+    return len(leads)
+
+
+def _unscored(crm: str, after_id: int) -> Any:
+    return (Lead.crm == crm, Lead.scored_at.is_(None), Lead.id > after_id, Lead.merged_into_id.is_(None),
+            Lead.erased_at.is_(None), Lead.deleted_at.is_(None))
+
+
+def unscored_leads(session: Session, crm: str, after_id: int, limit: int) -> list[Lead]:
+    """The next ``limit`` live leads of ``crm`` never scored, by id after ``after_id``."""
+    return list(session.scalars(select(Lead).where(*_unscored(crm, after_id)).order_by(Lead.id).limit(limit)))
+
+
+def count_unscored(session: Session, crm: str, after_id: int) -> int:
+    """How many live leads of ``crm`` after ``after_id`` were never scored."""
+    return session.scalar(select(func.count()).select_from(Lead).where(*_unscored(crm, after_id))) or 0
