@@ -104,7 +104,7 @@ def suggest(runtime: Runtime, target: str, out_file: Path | None, folds: int, ou
     Fits a regularised logistic regression (scikit-learn) on one row per lead with a known
     outcome (which live rules fired by its first MQL or its outcome, its field values, numeric
     ranges, assets and kinds of activity), turns it into a rules file of whole points that
-    `leadloop rules check` accepts, and reports the cross-validated AUC and precision at the
+    "leadloop rules check" accepts, and reports the cross-validated AUC and precision at the
     MQL threshold of the live rules and of the proposal. Exit code 1 when there is too little
     history, saying how much more it needs. Nothing changes: make the proposal live yourself.
     """

@@ -299,11 +299,13 @@ def _fit(matrix: Any, labels: Any) -> Any:
     return model
 
 
-def whole_points(model: Any, keys: list[str], threshold: float, matrix: Any, live_mql: Any) -> dict[str, int]:
+def whole_points(model: Any, keys: list[str], threshold: float, matrix: Any, live_mql: Any, offset: float = 0
+                 ) -> dict[str, int]:
     """Coefficients as whole points, scaled so the MQL threshold keeps its meaning: it flags as many
     of the rows as the live rules made MQLs (the same sales effort), so what changes is which leads
     they are. Without live MQLs to match, a lead twice as likely as average to reach the target
-    reaches it."""
+    reaches it. ``offset``: the points every row gets anyway (live rules every lead meets, kept as
+    they are)."""
     import numpy
 
     weights = numpy.asarray(model.coef_[0], dtype=float)
@@ -312,12 +314,12 @@ def whole_points(model: Any, keys: list[str], threshold: float, matrix: Any, liv
     scale = 0.0
     if 0 < share < 1:
         edge = float(numpy.quantile(linear, 1 - share))
-        scale = threshold / edge if edge > 0 else 0.0
+        scale = (threshold - offset) / edge if edge > 0 else 0.0
     if scale <= 0:
         intercept = float(model.intercept_[0])
         base = float(numpy.mean(1 / (1 + numpy.exp(-(linear + intercept)))))
         wanted = _logit(min(0.95, 2 * base)) - intercept
-        scale = threshold / wanted if wanted > 0 and threshold > 0 else 10.0
+        scale = (threshold - offset) / wanted if wanted > 0 and threshold > offset else 10.0
     points = {}
     for key, weight in zip(keys, weights, strict=True):
         value = int(round(max(-MAX_POINTS, min(MAX_POINTS, weight * scale))))
@@ -356,6 +358,8 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
         support[key] = (count, round(float(labels[has].mean()) / base_rate, 2) if count else None)
     # A feature every row has (or none) says nothing about the outcome: it stays out of the fit.
     varying = [column for column, key in enumerate(keys) if 0 < support[key][0] < len(rows)]
+    # ... but the live rules every lead meets are kept as they are, so their points count for all.
+    offset = sum(_live_points(found[key], live) for key in keys if support[key][0] == len(rows))
     matrix, keys = matrix[:, varying], [keys[column] for column in varying]
     threshold = mql_threshold(live)
     live_scores = numpy.array([row.live_score for row in rows])
@@ -365,16 +369,16 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     for train, test in splitter.split(matrix, labels):
         model = _fit(matrix[train], labels[train])
-        points = whole_points(model, keys, threshold, matrix[train], live_mql[train])
+        points = whole_points(model, keys, threshold, matrix[train], live_mql[train], offset)
         weights = numpy.array([points.get(key, 0) for key in keys], dtype=float)
-        proposed = matrix[test] @ weights
+        proposed = matrix[test] @ weights + offset
         results["live_auc"].append(roc_auc_score(labels[test], live_scores[test]))
         results["proposed_auc"].append(roc_auc_score(labels[test], proposed))
         for name, chosen in (("live", live_mql[test]), ("proposed", proposed >= threshold)):
             flagged[name][0] += int(chosen.sum())
             flagged[name][1] += int(labels[test][chosen].sum())
     model = _fit(matrix, labels)
-    points = whole_points(model, keys, threshold, matrix, live_mql)
+    points = whole_points(model, keys, threshold, matrix, live_mql, offset)
     suggestion = Suggestion(
         target, len(rows), positives, folds,
         {"auc": round(float(numpy.mean(results["live_auc"])), 4), "precision_at_mql": _share(flagged["live"])},
@@ -383,6 +387,13 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
         points, support, "", candidates=found)
     suggestion.text = proposal_text(suggestion, live, live_text, now)
     return suggestion
+
+
+def _live_points(candidate: Candidate, live: Rules) -> float:
+    """The points a live rule gives (a negative signal's from its settings)."""
+    if candidate.section == "negative":
+        return float((live.data.get("negative") or {}).get(candidate.rule["name"], {}).get("points", 0))
+    return float(candidate.rule.get("points", 0))
 
 
 def _share(counts: list[int]) -> float | None:
