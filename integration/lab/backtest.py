@@ -232,6 +232,8 @@ def render(report: Backtest, live: Rules, candidate: Rules) -> str:
     for target in TARGETS:
         lines.append(f"by band at the end, against {target} (precision / recall / lift):")
         lines.append(f"  {'':<6}{'live':>26}{'candidate':>26}")
+        columns = f"{'leads':>5} {'prec':>5} {'rec':>5} {'lift':>6}"
+        lines.append(f"  {'band':<6}{columns:>26}{columns:>26}")
         for band in (*BANDS, "mql"):
             cells = []
             for side in (old, new):
