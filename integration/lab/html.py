@@ -49,7 +49,8 @@ def render_html(data: dict[str, Any]) -> str:
                              _share(candidate["by_band"][target][band]["precision"])) for band in (*BANDS, "mql")],
                            unit="%"))
         parts.append(_rates_table(live["by_band"][target], candidate["by_band"][target]))
-    parts.append("<h2>Bands at the end of the window</h2>" + _matrix(data["band_matrix"]))
+    parts.append("<h2>Bands at the end of the window</h2><p>Rows: the band under the live rules; columns: "
+                 "under the candidate.</p>" + _matrix(data["band_matrix"]))
     for title, entries in (("Newly MQL under the candidate", data["added"]),
                            ("No longer MQL under the candidate", data["removed"])):
         if entries:

@@ -4,8 +4,8 @@ One row per lead whose outcome is known (won or not; accepted or not), taken at 
 time: its first MQL under the live rules, else the time its outcome became known. Its
 features, as of then (``integration.lab.history.Replay``): which of the live file's fit,
 engagement and negative rules fired, and candidate rules: a categorical field's values with
-enough support, a numeric field's quantile ranges, the assets it touched and the kinds of
-activity it showed. scikit-learn's regularised logistic regression is fitted on them; its
+enough support, a numeric field's quantile ranges, the assets it touched and how often it
+showed each kind of activity. scikit-learn's regularised logistic regression is fitted on them; its
 coefficients become whole points, scaled so the MQL threshold keeps its meaning (a lead reaches
 it when it is at least as likely to reach the target as today's MQLs were), near-zero ones
 dropped. The proposal is a rules file a person reads and edits (each rule with its support and
@@ -47,6 +47,8 @@ BINS = 4
 MIN_POINTS = 2
 #: Learned points are kept within this (no single rule should decide alone).
 MAX_POINTS = 100
+#: An activity kind counts at most this many times (the proposed rule's ``limit``).
+KIND_COUNT_CAP = 3
 #: Inverse regularisation strength of the logistic regression.
 REGULARISATION_C = 0.5
 #: Fields that say who the person is or what sales did: never candidate rules.
@@ -71,7 +73,8 @@ class Row:
     fired: set[str]
     values: dict[str, Any]
     assets: Counter
-    kinds: set[str]
+    #: activity kind -> how many times it happened by the decision time
+    kinds: Counter
 
 
 @dataclass
@@ -130,12 +133,12 @@ def _row(history: LeadHistory, live: Rules, target: str, label: int, now: dateti
     values = {name: value for name, value in condition_values(state.profile.fields).items()
               if name not in NOT_FEATURES and value not in (None, "")}
     assets: Counter = Counter()
-    kinds = set()
+    kinds: Counter = Counter()
     for event in history.events:
         if event.occurred_at > state.at:
             break
         if event.kind in live.activity_kinds:
-            kinds.add(event.kind)
+            kinds[event.kind] += 1
             if event.properties.get("asset"):
                 assets[(str(event.properties["asset"]), event.kind)] += 1
     return Row(history.ref, label, state.result.score, state.result.mql, fired, values, assets, kinds)
@@ -221,9 +224,10 @@ def candidates(rows: list[Row], live: Rules) -> dict[str, Candidate]:
                                f"{kind.replace('_', ' ')}: {name}")
     for kind in sorted({kind for row in rows for kind in row.kinds}):
         key = f"kind:{kind}"
-        found[key] = Candidate(key, "engagement", {"id": f"any-{_slug(kind)}", "kind": kind,
-                                                   "decay": {"half_life": "30d"},
-                                                   "text": f"any {kind.replace('_', ' ')}"}, f"any {kind}")
+        words = f"each {kind.replace('_', ' ')} (at most {KIND_COUNT_CAP})"
+        found[key] = Candidate(key, "engagement", {"id": f"each-{_slug(kind)}", "kind": kind,
+                                                   "decay": {"half_life": "30d"}, "limit": {"count": KIND_COUNT_CAP},
+                                                   "text": words}, words)
     return found
 
 
@@ -248,8 +252,9 @@ def _quantile_ranges(values: list[float]) -> list[tuple[float, float | None]]:
 
 
 def feature_matrix(rows: list[Row], found: Mapping[str, Candidate]) -> tuple[Any, list[str]]:
-    """The 0/1 matrix of ``rows`` by features; candidate field rules are tested by the engine itself,
-    so a row has a feature exactly when the proposed rule would fire for it."""
+    """The matrix of ``rows`` by features: 1 when a rule fired or a field rule holds (tested by the
+    engine itself, so exactly when the proposed rule would fire), for activity kinds how many times
+    (at most ``KIND_COUNT_CAP``, as the proposed rule's limit counts them)."""
     import numpy
 
     from scoring import LeadProfile, score_lead
@@ -259,13 +264,16 @@ def feature_matrix(rows: list[Row], found: Mapping[str, Candidate]) -> tuple[Any
     probe, probe_keys = _probe_rules(found)
     matrix = numpy.zeros((len(rows), len(keys)), dtype=numpy.float64)
     for r, row in enumerate(rows):
-        names = set(row.fired) | {f"asset:{asset}" for asset, _ in row.assets} | {f"kind:{k}" for k in row.kinds}
+        names = set(row.fired) | {f"asset:{asset}" for asset, _ in row.assets}
         if probe is not None:
             result = score_lead(LeadProfile(row.values), [], probe, FIT_MOMENT)
             names |= {probe_keys[reason.rule] for reason in result.reasons if reason.rule in probe_keys}
         for name in names:
             if name in index:
                 matrix[r, index[name]] = 1.0
+        for kind, count in row.kinds.items():
+            if f"kind:{kind}" in index:
+                matrix[r, index[f"kind:{kind}"]] = min(count, KIND_COUNT_CAP)
     return matrix, keys
 
 
@@ -353,7 +361,7 @@ def suggest(session: Session, live: Rules, live_text: str, *, target: str, folds
     base_rate = positives / len(rows)
     support = {}
     for column, key in enumerate(keys):
-        has = matrix[:, column] == 1
+        has = matrix[:, column] > 0
         count = int(has.sum())
         support[key] = (count, round(float(labels[has].mean()) / base_rate, 2) if count else None)
     # A feature every row has (or none) says nothing about the outcome: it stays out of the fit.
