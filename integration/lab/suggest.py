@@ -82,7 +82,8 @@ class Candidate:
     """A feature that can become a rule: its id and what to write in the file."""
 
     id: str
-    section: str  # fit | engagement | live
+    #: ``fit``, ``engagement`` or ``negative``: where it goes in the rules file.
+    section: str
     rule: dict[str, Any]
     text: str
 
