@@ -29,6 +29,8 @@ CHUNK = 500
 ACCEPTED_STAGES = frozenset({"accepted", "sql", "won"})
 #: Checks of time-driven changes (a window closing) between two events, at most.
 MAX_TIME_STEPS = 20
+#: Negative signals set off by activity (they fade); the others (free mail, no phone ...) last.
+SIGNAL_NEGATIVES = frozenset({"bounce", "unsubscribe"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,8 @@ class Replay:
         """Between two events the verdict changes only with time (a window closing, decay): follow
         ``scoring.next_change`` until ``before`` and return the moment it becomes an MQL, if it does."""
         for _ in range(MAX_TIME_STEPS):
+            if not _may_rise(state.result):
+                return None
             change = next_change(state.profile, state.signals, self.rules, state.at)
             if before is None or change is None or change.at >= before:
                 return None
@@ -224,3 +228,11 @@ class Replay:
                 return state
         return None
 
+
+def _may_rise(result: ScoreResult) -> bool:
+    """Whether time alone can bring the verdict up: only minus points (fading, or whose window or
+    lifespan ends) or a band forced down can lift; plus points only fade and ``at least`` windows
+    only close. A disqualified lead is out for good (the lifecycle disqualified it)."""
+    return not result.disqualified and any(
+        (reason.points < 0 and (reason.kind == "engagement" or reason.rule in SIGNAL_NEGATIVES))
+        or (reason.kind == "override" and reason.text.startswith("forced ")) for reason in result.reasons)
