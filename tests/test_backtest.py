@@ -156,3 +156,26 @@ def test_live_against_itself_reproduces_the_stored_decisions(config):
     assert report.stored >= 3, report.to_dict()["stored_check"]
     assert report.stored_matched == report.stored and report.stored_mismatched == []
     assert report.added == [] and report.removed == [] and report.days_earlier == [0.0] * len(report.days_earlier)
+
+
+def test_a_verdict_that_lifts_with_time_alone_is_found_between_events(svc, tmp_path):
+    """Under a file that keeps a lead cold for 14 days after an unsubscribe, a contact request on the
+    same day becomes an MQL when that window closes, with no event then (as the on-time rescoring
+    would hand it off)."""
+    def cold_after_unsubscribe(data):
+        data["overrides"].insert(0, {"id": "cooling-off", "text": "unsubscribed lately", "force": "cold",
+                                     "when_any": [{"kind": "unsubscribe", "within": "14d"}]})
+
+    rules = load_rules_file(rules_with(tmp_path, "cooling.yaml", cold_after_unsubscribe))
+    with svc.sessions.begin() as session:
+        lead = add_lead(session, "803", FIT, T0)
+        add_event(session, lead, "unsubscribe", T0 + timedelta(hours=1))
+        add_event(session, lead, "contact_request", T0 + timedelta(hours=2))
+    with svc.sessions() as session:
+        found = next(stream_histories(session))
+    replay = Replay(found, rules)
+    assert not replay.at(T0 + timedelta(days=13)).result.mql
+    first = replay.first_mql(T0 + timedelta(days=30))
+    window_ends = T0 + timedelta(days=14, hours=1)
+    assert first is not None and window_ends <= first.at <= window_ends + timedelta(seconds=1)
+    assert replay.first_mql(T0 + timedelta(days=10)) is None  # not yet by then
