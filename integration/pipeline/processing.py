@@ -175,10 +175,11 @@ def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str], *, s
             for kind, at, props, key in session.execute(stmt)]
 
 
-def signals_between(signals: list[Signal], since: datetime | None, until: datetime | None) -> list[Signal]:
-    """The signals (oldest first) that occurred at or after ``since`` and at or before ``until``
-    (None: no bound), found by bisection: a batch's steps filter one list loaded once."""
-    times = [signal.occurred_at for signal in signals]
+def signals_between(signals: list[Signal], times: list[datetime], since: datetime | None, until: datetime | None
+                    ) -> list[Signal]:
+    """The signals (oldest first; ``times`` their ``occurred_at``) that occurred at or after ``since``
+    and at or before ``until`` (None: no bound), found by bisection: a batch's steps filter one
+    list loaded once."""
     first = 0 if since is None else bisect_left(times, since)
     last = len(signals) if until is None else bisect_right(times, until)
     return signals[first:last]
@@ -318,6 +319,7 @@ class BatchWalk:
         self.changed = False
         self.handoff: PendingHandoff | None = None
         self._signals: list[Signal] | None = None
+        self._signal_times: list[datetime] = []
         self._step_at: datetime | None = None  # a score step owed at this business time
 
     def take(self, events: list[Event]) -> None:
@@ -367,6 +369,7 @@ class BatchWalk:
         """All the lead's activity signals, oldest first (loaded once; ``signals_of``)."""
         if self._signals is None:
             self._signals = signals_of(self.session, self.lead, self.svc.rules.activity_kinds, since_reset=False)
+            self._signal_times = [signal.occurred_at for signal in self._signals]
         return self._signals
 
     def inputs(self, until: datetime | None) -> ScoringInputs:
@@ -374,7 +377,8 @@ class BatchWalk:
         lead = self.lead
         penalty = float(lead.score_penalty or 0)
         return ScoringInputs(LeadProfile(fields={**(lead.fields or {}), "email": lead.email}),
-                             signals_between(self.signals(), lead.engagement_reset_at, until), penalty,
+                             signals_between(self.signals(), self._signal_times, lead.engagement_reset_at, until),
+                             penalty,
                              f"recycled by sales ({lead.recycle_reason})" if penalty else "")
 
     def score(self, at: datetime, inputs: ScoringInputs) -> ScoreResult:
