@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from integration.lab.backtest import backtest
 from integration.lab.history import Replay, stream_histories
+from integration.store.models import Transition
 from integration.web import create_app
 from scoring import load_rules_file
 from tests.conftest import drain, post_events, web_event
@@ -119,43 +122,68 @@ def test_fields_are_taken_as_they_were_then(svc):
     assert replay.at(T0 + timedelta(days=2)).result.fit_points == 28
 
 
+def lead_ref(n):
+    return {"email": f"ada{n}@firm{n}.example", "crm": "hubspot", "crm_id": str(900 + n)}
+
+
+#: Four leads' events: 901 asks to be contacted on day 2, 902 visits pricing day after day until it
+#: is warm, 903 reads the blog and visits pricing once (never an MQL), 904 requests a demo at once.
+TIMELINE = [
+    (timedelta(0), web_event("a1", "form_submit", **lead_ref(1), properties={"form": "contact", "fields": FIT})),
+    (timedelta(hours=5), web_event("b1", "form_submit", **lead_ref(2), properties={"form": "pricing", "fields": FIT})),
+    (timedelta(hours=7), web_event("c1", "page_view", **lead_ref(3), properties={"url": "https://x.example/blog/a"})),
+    (timedelta(days=1), web_event("b2", "page_view", **lead_ref(2), properties=PRICING)),
+    (timedelta(days=2, hours=3), web_event("a2", "contact_request", **lead_ref(1))),
+    (timedelta(days=3), web_event("b3", "page_view", **lead_ref(2), properties=PRICING)),
+    (timedelta(days=3, hours=2), web_event("d1", "form_submit", **lead_ref(4),
+                                            properties={"form": "demo-request", "fields": FIT})),
+    (timedelta(days=4), web_event("b4", "page_view", **lead_ref(2), properties={"url": "https://x.example/roi"})),
+    (timedelta(days=6), web_event("c2", "page_view", **lead_ref(3), properties=PRICING)),
+]
+
+
+def replay_against_stored(svc):
+    with svc.sessions() as session:
+        return backtest(session, svc.rules, svc.rules, since=None, until=T0 + timedelta(days=10))
+
+
 def test_live_against_itself_reproduces_the_stored_decisions(config):
     """Real events through the signed intake and the worker, the clock at each event's time; the
     live rules replayed against themselves find every stored MQL at the very same instant."""
     clock = Clock(T0)
     app = create_app(config, clock=clock)
     client, svc = app.test_client(), app.extensions["leadloop"]
-    fields = {"fields": FIT}
-
-    def lead(n):
-        return {"email": f"ada{n}@firm{n}.example", "crm": "hubspot", "crm_id": str(900 + n)}
-
-    timeline = [
-        (timedelta(0), web_event("a1", "form_submit", **lead(1), properties={"form": "contact", **fields})),
-        (timedelta(hours=5), web_event("b1", "form_submit", **lead(2), properties={"form": "pricing", **fields})),
-        (timedelta(hours=7), web_event("c1", "page_view", **lead(3), properties={"url": "https://x.example/blog/a"})),
-        (timedelta(days=1), web_event("b2", "page_view", **lead(2), properties=PRICING)),
-        (timedelta(days=2, hours=3), web_event("a2", "contact_request", **lead(1))),
-        (timedelta(days=3), web_event("b3", "page_view", **lead(2), properties=PRICING)),
-        (timedelta(days=3, hours=2), web_event("d1", "form_submit", **lead(4),
-                                                properties={"form": "demo-request", **fields})),
-        (timedelta(days=4), web_event("b4", "page_view", **lead(2), properties={"url": "https://x.example/roi"})),
-        (timedelta(days=6), web_event("c2", "page_view", **lead(3), properties=PRICING)),
-    ]
     try:
-        for offset, event in timeline:
+        for offset, event in TIMELINE:
             clock.value = T0 + offset
-            event = {**event, "occurred_at": clock.value.isoformat()}
-            assert post_events(client, [event]).status_code == 200
+            assert post_events(client, [{**event, "occurred_at": clock.value.isoformat()}]).status_code == 200
             drain(svc)
-        live = svc.rules
-        with svc.sessions() as session:
-            report = backtest(session, live, live, since=None, until=T0 + timedelta(days=10))
+        report = replay_against_stored(svc)
     finally:
         svc.engine.dispose()
-    assert report.stored >= 3, report.to_dict()["stored_check"]
-    assert report.stored_matched == report.stored and report.stored_mismatched == []
-    assert report.added == [] and report.removed == [] and report.days_earlier == [0.0] * len(report.days_earlier)
+    assert report.stored == 3, report.to_dict()["stored_check"]
+    assert report.stored_matched == 3 and report.stored_mismatched == []
+    assert report.added == [] and report.removed == []
+
+
+def test_live_against_itself_reproduces_decisions_made_in_one_late_batch(config):
+    """The same events arriving together ten days later and processed in one batch: the pipeline
+    takes them in business-time order and records each MQL at its tipping event's time; the
+    replay finds the same instants."""
+    clock = Clock(T0 + timedelta(days=10))
+    app = create_app(config, clock=clock)
+    client, svc = app.test_client(), app.extensions["leadloop"]
+    try:
+        events = [{**event, "occurred_at": (T0 + offset).isoformat()} for offset, event in TIMELINE]
+        assert post_events(client, events).status_code == 200
+        drain(svc)
+        report = replay_against_stored(svc)
+        with svc.sessions() as session:
+            stored = sorted(at for at, in session.execute(select(Transition.at).where(Transition.to_stage == "mql")))
+    finally:
+        svc.engine.dispose()
+    assert stored == [T0 + timedelta(days=2, hours=3), T0 + timedelta(days=3), T0 + timedelta(days=3, hours=2)]
+    assert (report.stored, report.stored_matched, report.stored_mismatched) == (3, 3, [])
 
 
 def test_a_verdict_that_lifts_with_time_alone_is_found_between_events(svc, tmp_path):
