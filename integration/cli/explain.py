@@ -11,7 +11,8 @@ from integration.cli.runtime import Runtime, pass_runtime
 
 @click.command(short_help="Why a lead has its verdict, and what would change it.")
 @click.argument("ref")
-@click.option("--at", "at", help="Explain the verdict at this past time: an ISO date or time, or a duration ago (7d).")
+@click.option("--at", "at", metavar="TIME",
+              help="Explain the verdict at this past time: an ISO date or time, or a duration ago (7d).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")
 @pass_runtime
 def explain(runtime: Runtime, ref: str, at: str | None, as_json: bool) -> int:

@@ -50,8 +50,10 @@ def check(file: Path) -> int:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
               help="The rules file to compare with (default: the live one, LEADLOOP_RULES).")
-@click.option("--since", help="Count MQLs from this time: an ISO date or time, or a duration ago (90d).")
-@click.option("--until", help="Replay up to this time (default now): an ISO date or time, or a duration ago.")
+@click.option("--since", metavar="TIME",
+              help="Count MQLs from this time: an ISO date or time, or a duration ago (90d).")
+@click.option("--until", metavar="TIME",
+              help="Replay up to this time (default now): an ISO date or time, or a duration ago.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="A report to read, or one JSON object.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
