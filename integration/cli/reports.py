@@ -1,0 +1,106 @@
+"""``leadloop report KIND``: the reports over the store (funnel, content, hand-off, SLA, recycle,
+revenue) as a table, CSV or JSON, and ``leadloop report digest``: the weekly digest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import click
+
+from integration.cli.errors import OK
+from integration.cli.output import dumps, out, table
+from integration.cli.runtime import Runtime, pass_runtime
+from integration.reports import REPORTS, Report, ReportQuery
+from integration.reports.window import DIMENSIONS
+
+FORMATS = ("table", "csv", "json")
+#: A table wider than this many columns is shown turned: one line per column, one column per group.
+WIDE = 10
+_RELATIVE = re.compile(r"^(\d+)([dw])$")
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """Return the aware UTC time ``text`` names: an ISO date (midnight UTC), an ISO datetime
+    (naive taken as UTC), or ``30d`` / ``4w`` (that long before ``now``). Raises ``ValueError``."""
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        count, unit = int(relative.group(1)), relative.group(2)
+        return now - timedelta(days=count * (7 if unit == "w" else 1))
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is no date: use 2026-03-01, 2026-03-01T09:00:00+00:00, 30d or 4w") from None
+    if len(text.strip()) == 10:
+        moment = datetime.combine(date.fromisoformat(text.strip()), datetime.min.time())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def report_query(runtime: Runtime, since: str | None, until: str | None, by: str | None) -> ReportQuery:
+    """The ``ReportQuery`` of the options; raises ``click.UsageError`` (exit 2) with the reason."""
+    now = runtime.now()
+    try:
+        return ReportQuery(since=parse_moment(since, now) if since else None,
+                           until=parse_moment(until, now) if until else None, by=by)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def print_report(report: Report, output: str) -> None:
+    """Write ``report`` to stdout as a table, CSV or JSON (its ``rows``)."""
+    if output == "json":
+        out(dumps(report.rows, indent=2))
+        return
+    rows = [["" if cell is None and output == "csv" else "-" if cell is None else cell for cell in row]
+            for row in report.table_rows()]
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(report.columns)
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    if len(report.columns) > WIDE and rows:
+        turned = [[column, *(row[index] for row in rows)] for index, column in enumerate(report.columns[1:], 1)]
+        lines = table([report.columns[0], *(str(row[0]) for row in rows)], turned)
+    else:
+        lines = table(report.columns, rows)
+    for line in lines:
+        out(line)
+
+
+@click.group(short_help="Reports: funnel, content, handoff, sla, recycle, revenue; the digest.")
+def report() -> None:
+    """Reports over the stored history, computed in SQL with business times (when things
+    happened, not when leadloop processed them). Each covers the leads first touched in the
+    window (--since, --until) and what happened to them before --until.
+    """
+
+
+def _report_command(kind: str) -> click.Command:
+    build = REPORTS[kind]
+    doc = (sys.modules[build.__module__].__doc__ or kind).strip().split("\n\n")[0]
+
+    @click.option("--since", metavar="DATE", help="Leads first touched at or after DATE (2026-03-01, "
+                                                  "an ISO datetime, or 30d / 4w ago).")
+    @click.option("--until", metavar="DATE", help="Leads first touched before DATE; nothing after it counts.")
+    @click.option("--by", type=click.Choice(list(DIMENSIONS)), help="One group per value of this dimension.")
+    @click.option("--format", "output", type=click.Choice(FORMATS), default="table", show_default=True,
+                  help="table for people, csv or json (exactly the rows) for programs.")
+    @pass_runtime
+    def command(runtime: Runtime, since: str | None, until: str | None, by: str | None, output: str) -> int:
+        query = report_query(runtime, since, until, by)
+        with runtime.sessions()() as session:
+            result = build(session, query)
+        print_report(result, output)
+        return OK
+
+    command.__doc__ = doc
+    return click.command(kind, short_help=doc.split(":", 1)[-1].strip().split(".")[0][:70])(command)
+
+
+for _kind in REPORTS:
+    report.add_command(_report_command(_kind))

@@ -1,0 +1,131 @@
+"""SQL shared by the reports (SQLAlchemy Core, the same on SQLite and PostgreSQL).
+
+``cohort_leads`` is every report's starting set: one row per live lead first touched in the
+window, with its group. Times between two stamps are in days (``days_between``); percentiles are
+computed by PostgreSQL (``percentile_cont``) or, on SQLite, over the fetched values with the same
+linear interpolation (``percentile``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, literal, literal_column, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from integration.reports.window import ALL, NONE, ReportQuery
+from integration.store.models import Event, Lead
+
+#: Rounding of the shares (0.1234) and of the day counts (1.25) in the reports' JSON.
+SHARE_DIGITS, DAY_DIGITS = 4, 2
+
+
+def dialect(session: Session) -> str:
+    """``postgresql`` or ``sqlite``."""
+    return session.get_bind().dialect.name
+
+
+def days_between(session: Session, later: Any, earlier: Any) -> ColumnElement[float]:
+    """The time from ``earlier`` to ``later`` in days (a float)."""
+    if dialect(session) == "postgresql":
+        return func.extract("epoch", later - earlier) / 86400.0
+    return func.julianday(later) - func.julianday(earlier)
+
+
+def month_of(session: Session, moment: Any) -> ColumnElement[str]:
+    """The UTC month of ``moment`` as ``2026-03``."""
+    if dialect(session) == "postgresql":
+        return func.to_char(func.timezone("UTC", moment), "YYYY-MM")
+    return func.strftime("%Y-%m", moment)
+
+
+def first_touches() -> Select:
+    """Per lead, the business time of its earliest event (``lead_id``, ``first_at``)."""
+    return (select(Event.lead_id.label("lead_id"), func.min(Event.occurred_at).label("first_at"))
+            .where(Event.lead_id.is_not(None)).group_by(Event.lead_id))
+
+
+def first_campaigns() -> Select:
+    """Per lead, the campaign of its earliest event that names one (``lead_id``, ``campaign``)."""
+    campaign = Event.properties["campaign"].as_string()
+    ranked = (select(Event.lead_id.label("lead_id"), campaign.label("campaign"),
+                     func.row_number().over(partition_by=Event.lead_id,
+                                            order_by=(Event.occurred_at, Event.id)).label("nth"))
+              .where(Event.lead_id.is_not(None), campaign.is_not(None)).subquery("ranked_campaigns"))
+    return select(ranked.c.lead_id, ranked.c.campaign).where(ranked.c.nth == 1)
+
+
+def cohort_leads(session: Session, query: ReportQuery) -> Select:
+    """Live leads (not merged away or deleted) first touched in the window, with their group:
+    columns ``lead_id``, ``grp`` and ``first_at`` (the first touch)."""
+    touches = first_touches().subquery("first_touches")
+    first_at = func.coalesce(touches.c.first_at, Lead.created_at)
+    stmt = (select(Lead.id.label("lead_id"), first_at.label("first_at"))
+            .select_from(Lead).outerjoin(touches, touches.c.lead_id == Lead.id)
+            .where(Lead.merged_into_id.is_(None), Lead.deleted_at.is_(None)))
+    if query.by == "campaign":
+        campaigns = first_campaigns().subquery("first_campaigns")
+        stmt = stmt.outerjoin(campaigns, campaigns.c.lead_id == Lead.id)
+        group: ColumnElement[Any] = campaigns.c.campaign
+    else:
+        group = group_of(session, query.by, first_at)
+    stmt = stmt.add_columns(func.coalesce(group, NONE).label("grp"))
+    if query.since is not None:
+        stmt = stmt.where(first_at >= literal(query.since, Lead.created_at.type))
+    if query.until is not None:
+        stmt = stmt.where(first_at < literal(query.until, Lead.created_at.type))
+    return stmt
+
+
+def group_of(session: Session, by: str | None, first_at: Any) -> ColumnElement[Any]:
+    """The group expression of a lead for dimension ``by`` (all but ``campaign``)."""
+    if by is None:
+        return literal(ALL)
+    if by == "cohort":
+        return month_of(session, first_at)
+    return {"source": Lead.fields["lead_source"].as_string(), "band": Lead.handoff_band,
+            "owner": Lead.owner_id, "team": Lead.team}[by]
+
+
+def before_until(column: Any, query: ReportQuery) -> ColumnElement[bool]:
+    """``column < until`` (always true without an ``until``)."""
+    return column < literal(query.until, Lead.created_at.type) if query.until is not None else literal(True)
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many rows meet ``condition`` (a portable ``count(*) FILTER``)."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+def both(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """All of ``conditions``."""
+    return and_(*conditions)
+
+
+def share(part: int | None, whole: int | None) -> float | None:
+    """``part / whole`` rounded, None when ``whole`` is 0."""
+    return round((part or 0) / whole, SHARE_DIGITS) if whole else None
+
+
+def days(value: float | None) -> float | None:
+    """A day count rounded for the report (None stays None)."""
+    return None if value is None else round(float(value), DAY_DIGITS)
+
+
+def percentile(values: Iterable[float], fraction: float) -> float | None:
+    """The ``fraction`` percentile of ``values`` with linear interpolation (as ``percentile_cont``)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def percentiles_sql(value: Any, fractions: tuple[float, ...]) -> ColumnElement[Any]:
+    """PostgreSQL's ``percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY value)``: one sort for all."""
+    wanted = ", ".join(repr(float(fraction)) for fraction in fractions)
+    return func.percentile_cont(literal_column(f"ARRAY[{wanted}]")).within_group(value)
