@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ TOKEN = "dash-token-0123456789abcdefghij"
 OTHER_TOKEN = "dash-token-rotated-9876543210zyxw"
 #: Every page that shows data (the CSVs included), each of which needs the token.
 DATA_PAGES = ["/dashboard/", "/dashboard/funnel", "/dashboard/funnel.csv", "/dashboard/leads",
-              "/dashboard/leads.csv", "/dashboard/leads?email=ada%40acme-robotics.com"]
+              "/dashboard/leads.csv", "/dashboard/leads?band=hot", "/dashboard/funnel?by=source"]
 
 
 #: Chrome's flags for a quiet headless run: no network of its own, no first-run or sync.
@@ -80,13 +80,16 @@ JOURNEYS: dict[str, tuple[str, str, str | None, str | None, list[tuple[str, str]
 }
 
 
+SCORES = {"hot": 80, "warm": 55, "cool": 30, "cold": 5}
+
+
 def seed_store(session: Session) -> dict[str, Lead]:
     """Write the six leads' histories; return the leads by e-mail."""
     leads: dict[str, Lead] = {}
     for number, (email, (first, source, band, owner, path)) in enumerate(JOURNEYS.items(), start=1):
         stage = path[-1][0] if path else "new"
         lead = Lead(crm="hubspot", crm_id=str(100 + number), email=email, stage=stage, band=band, owner_id=owner,
-                    team="emea" if owner else None, score={"hot": 80, "warm": 55, "cool": 30, "cold": 5}[band or "cold"],
+                    team="emea" if owner else None, score=SCORES[band or "cold"],
                     fit_points=30, engagement_points=25, grade="A", mql=any(s == "mql" for s, _ in path),
                     fields={"lead_source": source, "email": email}, field_times={}, created_at=at(first, 8),
                     updated_at=at(first, 8), scored_at=at(first, 10),

@@ -33,11 +33,11 @@ def app(config, seeded):
         yield app
 
 
-def sign_in(client: Any, token: str = TOKEN, **headers: str) -> Any:
-    form = client.get("/dashboard/login").get_data(as_text=True)
+def sign_in(client: Any, token: str = TOKEN, base_url: str = "http://localhost", **headers: str) -> Any:
+    form = client.get("/dashboard/login", base_url=base_url).get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     return client.post("/dashboard/login", data={"token": token, "csrf_token": csrf, "next": "/dashboard/leads"},
-                       headers=headers)
+                       headers=headers, base_url=base_url)
 
 
 def test_no_token_no_dashboard(config):

@@ -107,7 +107,7 @@ def latest_reasons(session: Session, lead_id: int) -> list[dict[str, Any]]:
     """The reasons of the lead's latest score, as its result lists them (points, text, rule)."""
     latest = session.scalars(select(ScoreRecord).where(ScoreRecord.lead_id == lead_id)
                              .order_by(ScoreRecord.id.desc()).limit(1)).first()
-    return list(((latest.result or {}).get("reasons") or [])) if latest else []
+    return list((latest.result or {}).get("reasons") or []) if latest else []
 
 
 def timeline_entry(when: Any, what: str, detail: dict[str, Any]) -> dict[str, Any]:

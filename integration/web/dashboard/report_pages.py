@@ -73,9 +73,8 @@ def build_report(kind: str, query: ReportQuery) -> Report:
 def _stage_bars(row: dict[str, Any]) -> list[charts.Bar]:
     entered = row.get("entered") or {}
     first = entered.get("new") or 0
-    return [charts.Bar(stage, entered.get(stage) or 0,
-                       f"{entered.get(stage) or 0:,}" + (f" ({share((entered.get(stage) or 0) / first)})" if first else ""))
-            for stage in MAIN_PATH]
+    counts = [(stage, entered.get(stage) or 0) for stage in MAIN_PATH]
+    return [charts.Bar(stage, n, f"{n:,}" + (f" ({share(n / first)})" if first else "")) for stage, n in counts]
 
 
 def funnel_figure(chart_id: str, row: dict[str, Any], heading: str) -> Figure:
@@ -133,7 +132,8 @@ def overview_view(report: Report) -> PageView:
         ("Leads", f"{entered.get('new', 0):,}"), ("MQLs", f"{entered.get('mql', 0):,}"),
         ("Accepted by sales", f"{entered.get('accepted', 0):,}"), ("Won", f"{entered.get('won', 0):,}"),
         ("Lead → MQL", share(converted.get("new->mql"))), ("MQL → accepted", share(converted.get("mql->accepted"))),
-        ("MQL → won", share(converted.get("mql->won"))), ("Median days MQL → accepted", days(median.get("mql->accepted"))),
+        ("MQL → won", share(converted.get("mql->won"))),
+        ("Median days MQL → accepted", days(median.get("mql->accepted"))),
     ])
     view.figures.append(funnel_figure("funnel-chart", row, "Leads entering each stage"))
     view.figures.append(time_figure("time-chart", row, "Time between stages (days)"))
