@@ -123,7 +123,7 @@ def count(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
+        return f"{value:,.2f}".rstrip("0")  # 80.5, 20.25
     return f"{int(value):,}" if isinstance(value, int | float) else str(value)
 
 
