@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from integration.config import ConfigError, load_config
@@ -144,6 +146,7 @@ def test_sign_out(client):
     ("/dashboard/funnel?step=new->lost", "step: must be one of"),
     ("/dashboard/leads?page=0", "page: must be a whole number"),
     ("/dashboard/leads?page=abc", "page: must be a whole number"),
+    ("/dashboard/leads?page=%C2%B2", "page: must be a whole number"),  # a superscript two
     ("/dashboard/leads?band=purple", "band: must be one of cold, cool, warm, hot"),
     ("/dashboard/leads?stage=%00", "stage: control characters"),
     ("/dashboard/leads.csv?stage=limbo", "stage: must be one of new"),
@@ -196,7 +199,8 @@ def test_the_lead_page_shows_score_reasons_deals_and_timeline(client, seeded):
     for step in ("new → mql (score)", "mql → accepted (score)", "sql → won (score)"):
         assert step in html
     assert "web form_submit demo-request" in html
-    assert client.get("/dashboard/leads/999999", headers=BEARER).status_code == 404
+    for missing in (999999, 2**31, 10**30):
+        assert client.get(f"/dashboard/leads/{missing}", headers=BEARER).status_code == 404
 
 
 def test_the_leads_csv_parses(client):
@@ -210,3 +214,14 @@ def test_the_leads_csv_parses(client):
 def test_the_dashboard_is_not_in_the_api_description(client):
     document = client.get("/openapi.json").get_json()
     assert not [path for path in document["paths"] if path.startswith("/dashboard")]
+
+
+PARAMETERS = ["since", "until", "by", "step", "page", "email", "band", "stage", "owner", "next"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(DATA_PAGES + ["/dashboard/leads/1", "/dashboard/login"]),
+       query=st.dictionaries(st.sampled_from(PARAMETERS), st.text(max_size=40), max_size=4))
+def test_no_query_makes_a_server_error(client, path, query):
+    answer = client.get(path.split("?")[0], query_string=query, headers=BEARER)
+    assert answer.status_code in (200, 302, 400, 404), (path, query, answer.get_data(as_text=True)[:300])

@@ -60,7 +60,7 @@ def page_param(name: str = "page") -> int:
     value = text_param(name, 6)
     if value is None:
         return 1
-    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
         abort(400, description=f"{name}: must be a whole number from 1 to 100000")
     return int(value)
 

@@ -23,6 +23,8 @@ from integration.web.dashboard.common import (
 from scoring.lifecycle_schemas import BANDS, STAGES
 
 PAGE_SIZE = 50
+#: The largest id the leads table's integer key holds (PostgreSQL would refuse a larger one).
+MAX_ID = 2**31 - 1
 #: Most rows one CSV download of a search holds.
 CSV_LIMIT = 10_000
 COLUMNS = ("id", "email", "crm", "crm_id", "stage", "band", "score", "grade", "owner", "team", "scored_at")
@@ -93,6 +95,8 @@ def leads_csv() -> Any:
 
 
 def lead_page(lead_id: int) -> Any:
+    if lead_id > MAX_ID:
+        abort(404, description=f"no lead {lead_id}")
     with services().sessions() as session:
         lead = session.get(Lead, lead_id)
         if lead is None or lead.deleted_at is not None:
