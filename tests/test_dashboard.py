@@ -225,3 +225,24 @@ PARAMETERS = ["since", "until", "by", "step", "page", "email", "band", "stage", 
 def test_no_query_makes_a_server_error(client, path, query):
     answer = client.get(path.split("?")[0], query_string=query, headers=BEARER)
     assert answer.status_code in (200, 302, 400, 404), (path, query, answer.get_data(as_text=True)[:300])
+
+
+def test_report_figures_are_reused_for_a_while_then_computed_again(client, app, migrated_engine):
+    from integration.store.models import Lead
+    from integration.web.dashboard.report_pages import CACHE_PREFIX, CACHE_SECONDS
+
+    def leads_shown() -> str:
+        page = client.get("/dashboard/", headers=BEARER).get_data(as_text=True)
+        assert "Figures computed" in page
+        return re.search(r"<dt>Leads</dt><dd>([0-9,]+)</dd>", page).group(1)
+
+    assert leads_shown() == "6"
+    with Session(migrated_engine) as session:
+        session.add(Lead(email="new@late.example", fields={}, field_times={}))
+        session.commit()
+    assert leads_shown() == "6"  # the same figures, from the cache
+    redis = app.extensions["leadloop"].redis
+    [key] = redis.keys(CACHE_PREFIX + "*")
+    assert 0 < redis.ttl(key) <= CACHE_SECONDS
+    redis.delete(key)  # as when it expires
+    assert leads_shown() == "7"

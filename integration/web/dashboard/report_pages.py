@@ -9,17 +9,24 @@ window) and ``by`` (the dimension the rows are grouped by).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, g, render_template, request, url_for
 from markupsafe import Markup
+from redis.exceptions import RedisError
 
 from integration.reports import DIMENSIONS, REPORTS, Report, ReportQuery
 from integration.web.dashboard import charts
 from integration.web.dashboard.common import Window, choice_param, csv_response, days, services, share, window_params
 
+#: How long a report's figures are reused: a page over a million leads costs seconds of SQL the
+#: first time; the same window and grouping is then served from Redis for this long.
+CACHE_SECONDS = 300
+CACHE_PREFIX = "leadloop:dashboard:report:"
 #: The funnel's main path, drawn as the funnel chart.
 MAIN_PATH = ("new", "nurture", "mql", "accepted", "sql", "won")
 #: The stage steps whose times the time-in-stage chart shows.
@@ -66,8 +73,32 @@ def _query(window: Window, by: str | None) -> ReportQuery:
 
 
 def build_report(kind: str, query: ReportQuery) -> Report:
-    with services().sessions() as session:
-        return REPORTS[kind](session, query)
+    """The report ``kind`` for ``query``: from the cache when it was computed in the last
+    ``CACHE_SECONDS``, otherwise computed now and cached (Redis down: computed every time)."""
+    svc = services()
+    key = CACHE_PREFIX + json.dumps([kind, _iso(query.since), _iso(query.until), query.by])
+    try:
+        cached = svc.redis.get(key)
+    except RedisError:
+        cached = None
+    if cached is not None:
+        data = json.loads(cached)
+        g.setdefault("computed_at", datetime.fromisoformat(data["at"]))
+        return Report(kind, data["rows"], data["columns"])
+    with svc.sessions() as session:
+        report = REPORTS[kind](session, query)
+    now = svc.now()
+    g.setdefault("computed_at", now)
+    try:
+        svc.redis.set(key, json.dumps({"rows": report.rows, "columns": report.columns, "at": now.isoformat()},
+                                      default=str), ex=CACHE_SECONDS)
+    except RedisError:
+        pass
+    return report
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _stage_bars(row: dict[str, Any]) -> list[charts.Bar]:
@@ -176,7 +207,8 @@ def overview() -> Any:
     window = window_params()
     query = _query(window, None)
     view = overview_view(build_report("funnel", query))
-    return render_template("dashboard/overview.html", title="Overview", window=window, view=view)
+    return render_template("dashboard/overview.html", title="Overview", window=window, view=view,
+                           cache_minutes=CACHE_SECONDS // 60)
 
 
 def report_page(slug: str) -> Any:
@@ -188,7 +220,8 @@ def report_page(slug: str) -> Any:
     csv_args = {k: v for k, v in request.args.items() if k in ("since", "until", "by")}
     return render_template("dashboard/report.html", title=page.title, page=page, slug=slug, window=window,
                            by=query.by, dimensions=DIMENSIONS, view=view, columns=report.columns,
-                           rows=report.table_rows(), csv_url=url_for(f"dashboard.{slug}_csv", **csv_args))
+                           rows=report.table_rows(), csv_url=url_for(f"dashboard.{slug}_csv", **csv_args),
+                           cache_minutes=CACHE_SECONDS // 60)
 
 
 def report_csv(slug: str) -> Any:
