@@ -3,8 +3,9 @@
 Builds the seeded store of ``bench/big_store.py`` (1,000,000 leads and 10,000,000 events by
 default) in ``DATABASE_URL`` unless ``--reuse`` takes the one already there, then asks each page
 of the dashboard through the app (Flask's test client with the Bearer token: the whole request,
-SQL and rendering, without the network) ``--runs`` times and prints the best and the worst time
-per page beside the target.
+SQL and rendering, without the network) ``--runs`` times, on an empty report cache, and prints
+per page the first time (the report computed) and the best of the others (its figures reused
+from the cache), each beside the target.
 
     .venv/bin/python bench/dashboard.py --database-url postgresql://postgres@127.0.0.1/bench_dashboard \\
         [--reuse] [--leads 1000000 --events 10000000] [--runs 3]
@@ -53,6 +54,10 @@ def pages(sample: Lead) -> dict[str, str]:
     }
 
 
+def _verdict(seconds: float) -> str:
+    return "ok  " if seconds <= TARGET_SECONDS else "OVER"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -81,16 +86,19 @@ def main() -> int:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         worst_of_all = 0.0
+        worst_again = 0.0
         for name, path in pages(sample).items():
             times, status = [], None
-            for _ in range(args.runs):
+            for _ in range(max(2, args.runs)):
                 started = time.perf_counter()
                 status = client.get(path, headers=headers).status_code
                 times.append(time.perf_counter() - started)
-            worst_of_all = max(worst_of_all, max(times))
-            verdict = "ok" if max(times) <= TARGET_SECONDS else "OVER"
-            print(f"  {name:<34} {status}  best {min(times):6.3f} s  worst {max(times):6.3f} s  {verdict}")
-        print(f"slowest page: {worst_of_all:.3f} s (target <= {TARGET_SECONDS:.0f} s)")
+            first, again = times[0], min(times[1:])
+            worst_of_all, worst_again = max(worst_of_all, first), max(worst_again, again)
+            print(f"  {name:<34} {status}  first {first:7.3f} s {_verdict(first)}   "
+                  f"again {again:6.3f} s {_verdict(again)}")
+        print(f"slowest page: first {worst_of_all:.3f} s, again {worst_again:.3f} s "
+              f"(target <= {TARGET_SECONDS:.0f} s)")
         svc.engine.dispose()
     finally:
         stop_embedded_redis(instance)
