@@ -58,9 +58,11 @@ class History:
                                         detail=dict(detail), at=moment))
             lead.stage = to
 
-    def score(self, lead: Lead, when: datetime, band: str, mql: bool, rules: list[str], score: float = 50) -> None:
-        """A score record whose reasons name ``rules`` (each with 10 points)."""
+    def score(self, lead: Lead, when: datetime, band: str, mql: bool, rules: list[str], score: float = 50,
+              minus: tuple[str, ...] = ()) -> None:
+        """A score record whose reasons name ``rules`` (each with 10 points) and ``minus`` (-20 each)."""
         reasons = [{"points": 10, "text": f"{rule} matched", "rule": rule, "kind": "fit"} for rule in rules]
+        reasons += [{"points": -20, "text": f"{rule} matched", "rule": rule, "kind": "negative"} for rule in minus]
         self.session.add(ScoreRecord(lead_id=lead.id, computed_at=when, as_of=when, rules_version="v1", score=score,
                                      fit_points=score, engagement_points=0, band=band, grade="A", mql=mql,
                                      disqualified=False, summary="", result={"band": band, "mql": mql,

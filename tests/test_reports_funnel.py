@@ -18,7 +18,7 @@ def history(session):  # noqa: F811 - the fixture
     ada (Webinar): new 03-01 -> nurture 03-02 -> mql 03-05 -> accepted 03-06 -> sql 03-11 -> won 03-21
     bob (Webinar): new 03-10 -> mql 03-12 (an SLA reminder 03-13) -> recycled 03-15 -> nurture 03-15
                    -> mql 03-25
-    cy (Search): new 04-02 -> nurture 04-03 (-> mql 05-03, after the window)
+    cy (Search): new 04-02 -> nurture 04-03 -> mql 05-03 (after the window: outcomes count to date)
     dee (no source, no event; created 04-05) -> disqualified 04-05
     """
     write = History(session)
@@ -49,26 +49,26 @@ def history(session):  # noqa: F811 - the fixture
     return session
 
 
-def test_funnel_counts_conversions_and_times_of_the_window(history):
+def test_funnel_counts_conversions_and_times_of_the_cohort(history):
     report = build(history, SPRING)
     assert report.kind == "funnel"
     [row] = report.rows
     assert row["group"] == "all"
-    assert row["entered"] == {"new": 4, "nurture": 3, "mql": 2, "accepted": 1, "sql": 1, "won": 1, "lost": 0,
+    assert row["entered"] == {"new": 4, "nurture": 3, "mql": 3, "accepted": 1, "sql": 1, "won": 1, "lost": 0,
                               "recycled": 1, "disqualified": 1}
     converted = row["converted"]
     assert converted["new->nurture"] == 0.75
-    assert converted["nurture->mql"] == 0.6667  # ada, and bob after his recycle; cy only after the window
-    assert converted["mql->accepted"] == 0.5
+    assert converted["nurture->mql"] == 1.0  # ada, bob after his recycle, cy after the window
+    assert converted["mql->accepted"] == 0.3333
     assert converted["accepted->sql"] == converted["sql->won"] == 1.0
-    assert converted["new->mql"] == 0.5 and converted["new->won"] == 0.25 and converted["mql->won"] == 0.5
-    assert converted["mql->recycled"] == 0.5 and converted["recycled->mql"] == 1.0
+    assert converted["new->mql"] == 0.75 and converted["new->won"] == 0.25 and converted["mql->won"] == 0.3333
+    assert converted["mql->recycled"] == 0.3333 and converted["recycled->mql"] == 1.0
     assert converted["sql->lost"] == 0.0 and converted["new->disqualified"] == 0.25
     assert converted["new->accepted"] == 0.25
-    # new->nurture: 1, 5 and 1 days; nurture->mql: 3 (ada) and 10 (bob, from his nurture after the recycle)
+    # new->nurture: 1, 5 and 1 days; nurture->mql: 3 (ada), 10 (bob, from his nurture after the recycle), 30 (cy)
     assert row["median_days"]["new->nurture"] == 1.0 and row["p90_days"]["new->nurture"] == 4.2
-    assert row["median_days"]["nurture->mql"] == 6.5 and row["p90_days"]["nurture->mql"] == 9.3
-    assert row["median_days"]["new->mql"] == 3.0 and row["p90_days"]["new->mql"] == 3.8
+    assert row["median_days"]["nurture->mql"] == 10.0 and row["p90_days"]["nurture->mql"] == 26.0
+    assert row["median_days"]["new->mql"] == 4.0 and row["p90_days"]["new->mql"] == 25.6
     assert row["median_days"]["mql->recycled"] == 3.0  # the SLA reminder at 03-13 is no stage entry
     assert row["median_days"]["recycled->mql"] == 10.0
     assert row["median_days"]["sql->won"] == 10.0
@@ -80,7 +80,7 @@ def test_funnel_by_source_cohort_and_campaign(history):
     assert sorted(by_source) == ["(none)", "Search", "Webinar"]
     assert by_source["Webinar"]["entered"]["new"] == 2 and by_source["Webinar"]["entered"]["won"] == 1
     assert by_source["Webinar"]["converted"]["new->mql"] == 1.0
-    assert by_source["Search"]["converted"]["nurture->mql"] == 0.0
+    assert by_source["Search"]["converted"]["nurture->mql"] == 1.0 and by_source["Search"]["entered"]["new"] == 1
     assert by_source["(none)"]["entered"]["disqualified"] == 1
     by_cohort = {row["group"]: row["entered"]["new"] for row in build(history, ReportQuery(by="cohort")).rows}
     assert by_cohort == {"2026-03": 2, "2026-04": 2, "2026-05": 1}
@@ -88,19 +88,19 @@ def test_funnel_by_source_cohort_and_campaign(history):
                                                                                               "campaign")).rows}
     assert by_campaign == {"spring": 1, "webinar-invite": 1, "(none)": 2}
     by_band = {row["group"]: row["entered"]["mql"] for row in build(history, ReportQuery(by="band")).rows}
-    assert by_band == {"hot": 1, "warm": 1, "(none)": 1}  # cy reaches mql after the window, here open
+    assert by_band == {"hot": 1, "warm": 1, "(none)": 1}  # cy has no hand-off band
 
 
-def test_funnel_without_window_counts_everything_up_to_now(history):
+def test_funnel_without_window_counts_every_live_lead(history):
     [row] = build(history, ReportQuery()).rows
-    assert row["entered"]["new"] == 5 and row["converted"]["nurture->mql"] == 1.0
+    assert row["entered"]["new"] == 5 and row["converted"]["new->nurture"] == 0.6  # "late" has no stage yet
 
 
 def test_table_rows_flatten_the_json_and_unknown_dimensions_are_refused(history):
     report = REPORTS["funnel"](history, SPRING)
     assert report.columns[:3] == ["group", "entered.new", "entered.nurture"]
     [flat] = report.table_rows()
-    assert flat[report.columns.index("converted.nurture->mql")] == 0.6667
+    assert flat[report.columns.index("converted.mql->accepted")] == 0.3333
     assert len(flat) == len(report.columns)
     with pytest.raises(ValueError, match="cohort, source, campaign, band, owner, team"):
         ReportQuery(by="colour")

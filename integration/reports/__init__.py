@@ -13,13 +13,18 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from integration.reports import funnel
+from integration.reports import content, funnel, handoff, recycle, revenue, sla
 from integration.reports.report import Report
 from integration.reports.window import DIMENSIONS, ReportQuery
 
 #: Report kind -> its builder.
 REPORTS: dict[str, Callable[[Session, ReportQuery], Report]] = {
     "funnel": funnel.build,
+    "content": content.build,
+    "handoff": handoff.build,
+    "sla": sla.build,
+    "recycle": recycle.build,
+    "revenue": revenue.build,
 }
 
 __all__ = ["DIMENSIONS", "REPORTS", "Report", "ReportQuery"]

@@ -1,5 +1,6 @@
 """``funnel``: leads entering each stage, conversion between stages and the time it took.
 
+The window selects the leads by their first touch (a cohort); their whole path to date counts.
 Per group: ``entered`` counts the leads that entered each stage (every lead enters ``new`` at its
 first touch); ``converted["from->to"]`` is the share of the leads that entered ``from`` which
 later reached ``to`` (at or after their first entry into ``from``, by any path: a lead may skip
@@ -20,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from integration.reports.report import Report
 from integration.reports.sql import (
-    before_until,
     cohort_leads,
     days,
     days_between,
@@ -70,7 +70,7 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
     """Per lead of the window: its group, first entry into each stage, and per pair the first
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
     cohort = cohort_leads(session, query).cte("cohort")
-    moves = (Transition.to_stage != Transition.from_stage, before_until(Transition.at, query))
+    moves = (Transition.to_stage != Transition.from_stage,)
     entries = (select(Transition.lead_id, *(func.min(case((Transition.to_stage == stage, Transition.at)))
                                             .label(f"first_{stage}") for stage in STAGES[1:]))
                .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)

@@ -58,26 +58,39 @@ def first_campaigns() -> Select:
     return select(ranked.c.lead_id, ranked.c.campaign).where(ranked.c.nth == 1)
 
 
-def cohort_leads(session: Session, query: ReportQuery) -> Select:
-    """Live leads (not merged away or deleted) first touched in the window, with their group:
-    columns ``lead_id``, ``grp`` and ``first_at`` (the first touch)."""
-    touches = first_touches().subquery("first_touches")
-    first_at = func.coalesce(touches.c.first_at, Lead.created_at)
-    stmt = (select(Lead.id.label("lead_id"), first_at.label("first_at"))
-            .select_from(Lead).outerjoin(touches, touches.c.lead_id == Lead.id)
-            .where(Lead.merged_into_id.is_(None), Lead.deleted_at.is_(None)))
-    if query.by == "campaign":
+def lead_groups(session: Session, by: str | None, *, with_first_touch: bool = False) -> Select:
+    """Every live lead (not merged away or deleted) with its group: columns ``lead_id`` and ``grp``,
+    and ``first_at`` (its first touch) when asked for or needed by ``by`` (``cohort``)."""
+    stmt = select(Lead.id.label("lead_id")).where(Lead.merged_into_id.is_(None), Lead.deleted_at.is_(None))
+    first_at: Any = None
+    if with_first_touch or by == "cohort":
+        touches = first_touches().subquery("first_touches")
+        first_at = func.coalesce(touches.c.first_at, Lead.created_at)
+        stmt = stmt.outerjoin(touches, touches.c.lead_id == Lead.id).add_columns(first_at.label("first_at"))
+    if by == "campaign":
         campaigns = first_campaigns().subquery("first_campaigns")
         stmt = stmt.outerjoin(campaigns, campaigns.c.lead_id == Lead.id)
         group: ColumnElement[Any] = campaigns.c.campaign
     else:
-        group = group_of(session, query.by, first_at)
-    stmt = stmt.add_columns(func.coalesce(group, NONE).label("grp"))
+        group = group_of(session, by, first_at)
+    return stmt.add_columns(func.coalesce(group, NONE).label("grp"))
+
+
+def cohort_leads(session: Session, query: ReportQuery) -> Select:
+    """The live leads first touched in the window, with their group: columns ``lead_id``,
+    ``first_at`` (the first touch) and ``grp``."""
+    leads = lead_groups(session, query.by, with_first_touch=True).subquery("grouped_leads")
+    return select(leads.c.lead_id, leads.c.first_at, leads.c.grp).where(*in_window(leads.c.first_at, query))
+
+
+def in_window(column: Any, query: ReportQuery) -> list[ColumnElement[bool]]:
+    """The conditions ``since <= column < until`` (none for an open side)."""
+    conditions = []
     if query.since is not None:
-        stmt = stmt.where(first_at >= literal(query.since, Lead.created_at.type))
+        conditions.append(column >= literal(query.since, Lead.created_at.type))
     if query.until is not None:
-        stmt = stmt.where(first_at < literal(query.until, Lead.created_at.type))
-    return stmt
+        conditions.append(column < literal(query.until, Lead.created_at.type))
+    return conditions
 
 
 def group_of(session: Session, by: str | None, first_at: Any) -> ColumnElement[Any]:
@@ -88,11 +101,6 @@ def group_of(session: Session, by: str | None, first_at: Any) -> ColumnElement[A
         return month_of(session, first_at)
     return {"source": Lead.fields["lead_source"].as_string(), "band": Lead.handoff_band,
             "owner": Lead.owner_id, "team": Lead.team}[by]
-
-
-def before_until(column: Any, query: ReportQuery) -> ColumnElement[bool]:
-    """``column < until`` (always true without an ``until``)."""
-    return column < literal(query.until, Lead.created_at.type) if query.until is not None else literal(True)
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -129,3 +137,19 @@ def percentiles_sql(value: Any, fractions: tuple[float, ...]) -> ColumnElement[A
     """PostgreSQL's ``percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY value)``: one sort for all."""
     wanted = ", ".join(repr(float(fraction)) for fraction in fractions)
     return func.percentile_cont(literal_column(f"ARRAY[{wanted}]")).within_group(value)
+
+
+def spreads_by_group(session: Session, rows: Any, keys: list[str], value: str,
+                     fractions: tuple[float, ...] = (0.5, 0.9)) -> dict[tuple[Any, ...], list[float | None]]:
+    """Per group of ``rows`` (a subquery) by its ``keys`` columns, the ``fractions`` percentiles of
+    its ``value`` column (NULLs left out): PostgreSQL computes them, SQLite's are computed here."""
+    columns = [rows.c[key] for key in keys]
+    measured = rows.c[value]
+    if dialect(session) == "postgresql":
+        found = session.execute(select(*columns, percentiles_sql(measured, fractions))
+                                .where(measured.is_not(None)).group_by(*columns)).all()
+        return {tuple(row[:-1]): list(row[-1]) for row in found}
+    values: dict[tuple[Any, ...], list[float]] = {}
+    for *key, number in session.execute(select(*columns, measured).where(measured.is_not(None))):
+        values.setdefault(tuple(key), []).append(float(number))
+    return {key: [percentile(found, fraction) for fraction in fractions] for key, found in values.items()}

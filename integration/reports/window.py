@@ -1,8 +1,10 @@
 """What a report covers: the time window and the dimension it is grouped by (``ReportQuery``).
 
-The window selects leads by their first touch (the business time of their earliest event, else
-the time their record was created) and counts what happened to them before ``until``, so a
-replayed or imported history gives the same report as a live one.
+The window selects each report's subjects by their business time (when they happened, not when
+leadloop processed them): the funnel's leads by their first touch (their earliest event, else
+the creation of their record), the hand-offs by the time of the hand-off, the deals won by their
+close... Outcomes count to date. So a replayed, delayed or imported history gives the same report
+as a live one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ NONE = "(none)"
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """One report's window and grouping: leads first touched in ``[since, until)``, by ``by``."""
+    """One report's window and grouping: its subjects in ``[since, until)``, grouped by ``by``."""
 
     #: Aware UTC bounds; None: open on that side.
     since: datetime | None = None
