@@ -24,8 +24,11 @@ from integration.store.models import Deal, DealLead, Event, Lead, ScoreRecord, T
 TOKEN = "dash-token-0123456789abcdefghij"
 OTHER_TOKEN = "dash-token-rotated-9876543210zyxw"
 #: Every page that shows data (the CSVs included), each of which needs the token.
-DATA_PAGES = ["/dashboard/", "/dashboard/funnel", "/dashboard/funnel.csv", "/dashboard/leads",
-              "/dashboard/leads.csv", "/dashboard/leads?band=hot", "/dashboard/funnel?by=source"]
+DATA_PAGES = ["/dashboard/", "/dashboard/funnel", "/dashboard/funnel.csv", "/dashboard/funnel?by=source",
+              "/dashboard/handoff", "/dashboard/handoff.csv", "/dashboard/content", "/dashboard/content.csv",
+              "/dashboard/sla", "/dashboard/sla.csv", "/dashboard/revenue", "/dashboard/revenue.csv",
+              "/dashboard/recycle", "/dashboard/recycle.csv", "/dashboard/leads", "/dashboard/leads.csv",
+              "/dashboard/leads?band=hot"]
 
 
 #: Chrome's flags for a quiet headless run: no network of its own, no first-run or sync.
@@ -72,7 +75,7 @@ JOURNEYS: dict[str, tuple[str, str, str | None, str | None, list[tuple[str, str]
     "ada@acme-robotics.com": ("03-02", "webinar", "hot", "owner-1",
                               [("mql", "03-03"), ("accepted", "03-04"), ("sql", "03-10"), ("won", "03-20")]),
     "bob@example-industries.com": ("03-03", "ads", "warm", "owner-2",
-                                   [("nurture", "03-05"), ("mql", "03-08"), ("recycled", "03-12")]),
+                                   [("nurture", "03-05"), ("mql", "03-08"), ("recycled", "03-12")]),  # no budget
     "cy@beta-labs.io": ("03-04", "webinar", "warm", "owner-1", [("mql", "03-06"), ("accepted", "03-07")]),
     "dee@gamma-works.org": ("03-05", "ads", "cool", None, [("nurture", "03-09")]),
     "eve@delta-systems.com": ("04-02", "webinar", "hot", "owner-2", [("mql", "04-03")]),
@@ -111,7 +114,10 @@ def seed_store(session: Session) -> dict[str, Lead]:
                                      "kind": "fit"}]}))
         previous = "new"
         for to, day in path:
-            session.add(Transition(lead_id=lead.id, from_stage=previous, to_stage=to, cause="score", detail={},
+            # Sales' answers are dispositions; bob's rejection gives its reason.
+            cause = "disposition" if previous == "mql" else "score"
+            detail = {"reason": "no budget"} if to == "recycled" else {}
+            session.add(Transition(lead_id=lead.id, from_stage=previous, to_stage=to, cause=cause, detail=detail,
                                    rules_version="r1", at=at(day)))
             previous = to
     won = Deal(crm="hubspot", crm_id="deal-900", pipeline="default", stage="closedwon", is_closed=True, is_won=True,

@@ -196,7 +196,7 @@ def test_the_lead_page_shows_score_reasons_deals_and_timeline(client, seeded):
     assert page.status_code == 200
     assert "Requested a demo (acme-robotics.com)" in html and "Job title: VP Engineering" in html
     assert "deal-900" in html and "won" in html and "12000" in html
-    for step in ("new → mql (score)", "mql → accepted (score)", "sql → won (score)"):
+    for step in ("new → mql (score)", "mql → accepted (disposition)", "sql → won (score)"):
         assert step in html
     assert "web form_submit demo-request" in html
     for missing in (999999, 2**31, 10**30):
@@ -246,3 +246,18 @@ def test_report_figures_are_reused_for_a_while_then_computed_again(client, app, 
     assert 0 < redis.ttl(key) <= CACHE_SECONDS
     redis.delete(key)  # as when it expires
     assert leads_shown() == "7"
+
+
+@pytest.mark.parametrize("path, chart, described", [
+    ("/dashboard/handoff", "acceptance-chart", "hot: 100.0 %; warm: 50.0 %"),  # eve's hand-off is still open
+    ("/dashboard/handoff", "reasons-chart", "no budget: 1"),
+    ("/dashboard/handoff?since=2026-04-01", "acceptance-chart", "hot: -"),  # eve's alone: none decided yet
+    ("/dashboard/revenue", "won-chart", "hot: 1"),
+    ("/dashboard/revenue", "amount-chart", "hot: 12,000"),
+    ("/dashboard/recycle", "recycled-chart", "no budget: 1"),
+    ("/dashboard/funnel?by=source&step=mql->accepted", "conversion-chart", "ads: 0.0 %; webinar: 66.7 %"),
+])
+def test_each_chart_draws_the_reports_figures(client, path, chart, described):
+    page = client.get(path, headers=BEARER).get_data(as_text=True)
+    assert re.search(rf'<svg class="chart" id="{chart}".*?<desc id="{chart}-desc">([^<]*)</desc>', page).group(1) \
+        == described

@@ -20,7 +20,12 @@ from tests.conftest import running_app
 from tests.dashboard_support import DATA_PAGES, OTHER_TOKEN, TOKEN, chrome, live_server, seed_store
 
 #: Every page of the navigation, with the charts it must draw (the ids of its SVGs).
-PAGES = {"Overview": ["funnel-chart", "time-chart"], "Funnel": ["funnel-chart", "time-chart", "conversion-chart"]}
+PAGES = {"Overview": ["funnel-chart", "time-chart"], "Funnel": ["funnel-chart", "time-chart", "conversion-chart"],
+         "Hand-off": ["acceptance-chart", "rules-chart", "reasons-chart"],
+         "Content": ["touched-chart", "mql-rate-chart", "repeat-chart"],
+         "SLA": ["sla-met-chart", "sla-missed-chart", "first-action-chart"],
+         "Revenue": ["won-chart", "amount-chart", "win-rate-chart", "first-content-chart"],
+         "Recycle": ["recycled-chart", "back-chart"]}
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def test_sign_in_then_every_page_renders_its_charts_without_console_errors(brows
             svg = browser.find_element(By.ID, chart_id)
             assert svg.get_attribute("role") == "img"
             assert svg.find_element(By.TAG_NAME, "title").get_attribute("textContent")
-            assert svg.size["width"] > 300 and svg.find_elements(By.TAG_NAME, "rect")
+            assert svg.size["width"] > 300 and svg.find_elements(By.TAG_NAME, "rect"), chart_id  # bars drawn
         # Usable on a laptop: the page is no wider than the window.
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 1366
         assert console_errors(browser) == [], label
@@ -118,7 +123,7 @@ def test_lead_search_finds_a_lead_and_its_page_shows_timeline_and_reasons(browse
     follow(browser, rows[0].find_element(By.TAG_NAME, "a"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Lead hubspot:101"
     timeline = browser.find_element(By.CSS_SELECTOR, "table.timeline").text
-    assert "mql → accepted (score)" in timeline and "sql → won (score)" in timeline
+    assert "mql → accepted (disposition)" in timeline and "sql → won (score)" in timeline
     assert "Job title: VP Engineering" in browser.find_element(By.TAG_NAME, "main").text
     assert console_errors(browser) == []
 

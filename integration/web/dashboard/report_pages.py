@@ -1,57 +1,32 @@
 """The report pages: the overview (the funnel and the key figures), then one page per report of
-``integration.reports`` (funnel, hand-off, content, SLA, revenue), each with its charts, its
-table and the same table as CSV.
+``integration.reports`` (funnel, hand-off, content, SLA, revenue, recycle), each with its charts
+(``report_views``), its table and the same table as CSV.
 
-The figures are the reports' own: this module only picks what to draw. Every page takes the
-same filters as ``leadloop report``: ``since`` and ``until`` (leads first touched in that
-window) and ``by`` (the dimension the rows are grouped by).
+The figures are the reports' own. Every page takes the same filters as ``leadloop report``:
+``since`` and ``until`` (the window; each report says what it selects by it) and ``by`` (the
+dimension the rows are grouped by). A report computed for a window and grouping is kept in Redis
+for ``CACHE_SECONDS`` and shown again from there.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, g, render_template, request, url_for
-from markupsafe import Markup
 from redis.exceptions import RedisError
 
 from integration.reports import DIMENSIONS, REPORTS, Report, ReportQuery
-from integration.web.dashboard import charts
-from integration.web.dashboard.common import Window, choice_param, csv_response, days, services, share, window_params
+from integration.web.dashboard import report_views as views
+from integration.web.dashboard.common import Window, choice_param, csv_response, services, window_params
 
 #: How long a report's figures are reused: a page over a million leads costs seconds of SQL the
 #: first time; the same window and grouping is then served from Redis for this long.
 CACHE_SECONDS = 300
 CACHE_PREFIX = "leadloop:dashboard:report:"
-#: The funnel's main path, drawn as the funnel chart.
-MAIN_PATH = ("new", "nurture", "mql", "accepted", "sql", "won")
-#: The stage steps whose times the time-in-stage chart shows.
-TIME_STEPS = ("new->nurture", "nurture->mql", "new->mql", "mql->accepted", "accepted->sql", "sql->won", "mql->won")
-
-
-@dataclass
-class Figure:
-    """A chart with its heading and its data as a table (the chart's text alternative)."""
-
-    heading: str
-    svg: Markup
-    columns: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class PageView:
-    """What a report page shows above its table."""
-
-    figures: list[Figure] = field(default_factory=list)
-    #: Key figures: (label, value).
-    key_figures: list[tuple[str, str]] = field(default_factory=list)
-    #: Extra filters of the page, rendered in the filter form: (name, label, choices, value).
-    extra_filters: list[tuple[str, str, list[str], str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,7 +37,7 @@ class Page:
     kind: str
     intro: str
     default_by: str | None
-    draw: Callable[[Report, ReportQuery], PageView]
+    draw: Callable[[Report, ReportQuery, views.Overall], views.PageView]
 
 
 def _query(window: Window, by: str | None) -> ReportQuery:
@@ -101,79 +76,24 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _stage_bars(row: dict[str, Any]) -> list[charts.Bar]:
-    entered = row.get("entered") or {}
-    first = entered.get("new") or 0
-    counts = [(stage, entered.get(stage) or 0) for stage in MAIN_PATH]
-    return [charts.Bar(stage, n, f"{n:,}" + (f" ({share(n / first)})" if first else "")) for stage, n in counts]
-
-
-def funnel_figure(chart_id: str, row: dict[str, Any], heading: str) -> Figure:
-    bars = _stage_bars(row)
-    return Figure(heading, charts.funnel(chart_id, heading, bars), ["stage", "leads entering (share of new)"],
-                  [[bar.label, bar.text] for bar in bars])
-
-
-def time_figure(chart_id: str, row: dict[str, Any], heading: str) -> Figure:
-    median, p90 = row.get("median_days") or {}, row.get("p90_days") or {}
-    spans = [charts.SpanBar(step.replace("->", " → "), median.get(step), p90.get(step)) for step in TIME_STEPS]
-    return Figure(heading, charts.time_in_stage(chart_id, heading, spans), ["step", "median", "p90"],
-                  [[span.label, days(span.median), days(span.p90)] for span in spans])
-
-
-def share_figure(chart_id: str, heading: str, rows: list[tuple[str, Any]], label: str) -> Figure:
-    """Horizontal bars of shares (0..1), one per labelled row."""
-    bars = [charts.Bar(name, float(value or 0), share(value)) for name, value in rows]
-    return Figure(heading, charts.horizontal_bars(chart_id, heading, bars, maximum=1.0), [label, "share"],
-                  [[bar.label, bar.text] for bar in bars])
-
-
-def count_figure(chart_id: str, heading: str, rows: list[tuple[str, Any]], label: str, what: str) -> Figure:
-    bars = [charts.Bar(name, float(value or 0), f"{value or 0:,}") for name, value in rows]
-    return Figure(heading, charts.horizontal_bars(chart_id, heading, bars), [label, what],
-                  [[bar.label, bar.text] for bar in bars])
-
-
-def _all_row(report: Report) -> dict[str, Any]:
-    return report.rows[0] if report.rows else {}
-
-
-def draw_funnel(report: Report, query: ReportQuery) -> PageView:
-    step = choice_param("step", [f"{a}->{b}" for a, b in zip(MAIN_PATH, MAIN_PATH[1:], strict=False)]
-                        + ["new->mql", "new->won", "mql->won"]) or "new->mql"
-    view = PageView(extra_filters=[("step", "Conversion shown by group",
-                                    [f"{a}->{b}" for a, b in zip(MAIN_PATH, MAIN_PATH[1:], strict=False)]
-                                    + ["new->mql", "new->won", "mql->won"], step)])
-    overall = report if query.by is None else build_report("funnel", ReportQuery(query.since, query.until, None))
-    row = _all_row(overall)
-    view.figures.append(funnel_figure("funnel-chart", row, "Leads entering each stage"))
-    view.figures.append(time_figure("time-chart", row, "Time between stages (days)"))
-    if query.by is not None:
-        groups = [(str(r["group"]), (r.get("converted") or {}).get(step)) for r in report.rows]
-        view.figures.append(share_figure("conversion-chart", f"Conversion {step.replace('->', ' → ')} by {query.by}",
-                                         groups, query.by))
-    return view
-
-
-def overview_view(report: Report) -> PageView:
-    row = _all_row(report)
-    entered, converted = row.get("entered") or {}, row.get("converted") or {}
-    median = row.get("median_days") or {}
-    view = PageView(key_figures=[
-        ("Leads", f"{entered.get('new', 0):,}"), ("MQLs", f"{entered.get('mql', 0):,}"),
-        ("Accepted by sales", f"{entered.get('accepted', 0):,}"), ("Won", f"{entered.get('won', 0):,}"),
-        ("Lead → MQL", share(converted.get("new->mql"))), ("MQL → accepted", share(converted.get("mql->accepted"))),
-        ("MQL → won", share(converted.get("mql->won"))),
-        ("Median days MQL → accepted", days(median.get("mql->accepted"))),
-    ])
-    view.figures.append(funnel_figure("funnel-chart", row, "Leads entering each stage"))
-    view.figures.append(time_figure("time-chart", row, "Time between stages (days)"))
-    return view
-
-
 PAGES: dict[str, Page] = {
-    "funnel": Page("Funnel", "funnel", "Leads entering each stage, conversion between stages and the time it "
-                   "took, by the dimension you choose.", "cohort", draw_funnel),
+    "funnel": Page("Funnel", "funnel", "Leads entering each stage, conversion between stages and the time it took. "
+                   "The dates select the leads by their first touch; what happened to them counts to date.",
+                   "cohort", views.draw_funnel),
+    "handoff": Page("Hand-off", "handoff", "How sales answered the hand-offs (MQLs): acceptance, rejection reasons, "
+                    "time to accept, by the band at hand-off and by the scoring rules behind the MQL. The dates "
+                    "select the hand-offs; their outcome counts to date.", "band", views.draw_handoff),
+    "content": Page("Content", "content", "Which calls to action and content bring good leads: leads touched, first "
+                    "touches, new and repeat converters, and the MQL, accepted and won rates of the leads that "
+                    "touched it before their MQL. The dates select the events.", None, views.draw_content),
+    "sla": Page("SLA", "sla", "Whether hand-offs were acted on in time, per rep (owner) or team: due, met, missed, "
+                "escalated, and the hours to the first action. The dates select the hand-offs.", "owner",
+                views.draw_sla),
+    "revenue": Page("Revenue", "revenue", "Deals won and lost, the amount won and the time to win, by the lead's band "
+                    "at hand-off, source or first content. The dates select the deals by their close.", "band",
+                    views.draw_revenue),
+    "recycle": Page("Recycle", "recycle", "Leads sent back to marketing, by reason, and how many came back to MQL "
+                    "and were won. The dates select the recycles.", None, views.draw_recycle),
 }
 
 
@@ -185,7 +105,7 @@ def nav_links() -> list[tuple[str, str]]:
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/", "overview", overview)
-    for slug in ("funnel", "handoff", "content", "sla", "revenue"):
+    for slug in PAGES:
         bp.add_url_rule(f"/{slug}", slug, report_page, defaults={"slug": slug})
         bp.add_url_rule(f"/{slug}.csv", f"{slug}_csv", report_csv, defaults={"slug": slug})
 
@@ -206,7 +126,7 @@ def _by_param(page: Page) -> str | None:
 def overview() -> Any:
     window = window_params()
     query = _query(window, None)
-    view = overview_view(build_report("funnel", query))
+    view = views.overview_view(build_report("funnel", query))
     return render_template("dashboard/overview.html", title="Overview", window=window, view=view,
                            cache_minutes=CACHE_SECONDS // 60)
 
@@ -216,12 +136,16 @@ def report_page(slug: str) -> Any:
     window = window_params()
     query = _query(window, _by_param(page))
     report = build_report(page.kind, query)
-    view = page.draw(report, query)
+    view = page.draw(report, query, lambda: report if query.by is None else
+                     build_report(page.kind, ReportQuery(query.since, query.until, None)))
+    shown = [index for index, column in enumerate(report.columns) if view.show_column(column)]
+    rows = [[row[index] for index in shown] for row in report.table_rows()]
     csv_args = {k: v for k, v in request.args.items() if k in ("since", "until", "by")}
     return render_template("dashboard/report.html", title=page.title, page=page, slug=slug, window=window,
-                           by=query.by, dimensions=DIMENSIONS, view=view, columns=report.columns,
-                           rows=report.table_rows(), csv_url=url_for(f"dashboard.{slug}_csv", **csv_args),
-                           cache_minutes=CACHE_SECONDS // 60)
+                           by=query.by, dimensions=DIMENSIONS, view=view, rows=rows,
+                           columns=[report.columns[index] for index in shown],
+                           all_columns=len(shown) == len(report.columns),
+                           csv_url=url_for(f"dashboard.{slug}_csv", **csv_args), cache_minutes=CACHE_SECONDS // 60)
 
 
 def report_csv(slug: str) -> Any:
