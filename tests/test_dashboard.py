@@ -261,3 +261,12 @@ def test_each_chart_draws_the_reports_figures(client, path, chart, described):
     page = client.get(path, headers=BEARER).get_data(as_text=True)
     assert re.search(rf'<svg class="chart" id="{chart}".*?<desc id="{chart}-desc">([^<]*)</desc>', page).group(1) \
         == described
+
+
+def test_report_tables_show_shares_as_percentages_and_the_csv_keeps_the_numbers(client):
+    page = client.get("/dashboard/handoff?by=band", headers=BEARER).get_data(as_text=True)
+    warm = re.search(r'<th scope="row">warm</th>(.*?)</tr>', page).group(1)
+    assert "<td>50.0 %</td>" in warm  # acceptance_rate: cy accepted, bob rejected
+    rows = list(csv.DictReader(io.StringIO(client.get("/dashboard/handoff.csv?by=band", headers=BEARER)
+                                           .get_data(as_text=True))))
+    assert {row["group"]: float(row["acceptance_rate"]) for row in rows}["warm"] == 0.5

@@ -64,3 +64,12 @@ def test_an_empty_chart_says_so(draw):
     svg = parse(draw())
     assert svg.find(f"{SVG}desc").text == "No data for these filters."
     assert not list(svg.iter(f"{SVG}rect"))
+
+
+def test_long_labels_get_room_and_an_ellipsis_the_description_keeps_them_whole():
+    long = "campaign: " + "spring-webinar-series-" * 3
+    svg = parse(charts.horizontal_bars("l", "Touched", [charts.Bar(long, 5, "5"), charts.Bar("form: x", 2, "2")]))
+    label = next(svg.iter(f"{SVG}text")).text
+    assert label.endswith("…") and len(label) == charts.LONGEST_LABEL and long.startswith(label[:-1])
+    assert svg.find(f"{SVG}desc").text == f"{long}: 5; form: x: 2"
+    assert float(next(svg.iter(f"{SVG}rect")).get("x")) > 300  # the bars start after the widest label

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from integration.web.dashboard import auth, lead_pages, report_pages
-from integration.web.dashboard.common import cell, count, days, services, share
+from integration.web.dashboard.common import cell, count, days, report_cell, services, share
 
 #: What the browser may load: only this site's stylesheet; no script at all; not framed.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -45,7 +45,8 @@ def make_blueprint() -> Blueprint:
                    static_folder="static", static_url_path="/static")
     bp.before_request(_require_token)
     bp.after_request(_security_headers)
-    for name, format_value in (("share", share), ("days", days), ("count", count), ("cell", cell)):
+    for name, format_value in (("share", share), ("days", days), ("count", count), ("cell", cell),
+                               ("report_cell", report_cell)):
         bp.add_app_template_filter(format_value, name)
     bp.context_processor(lambda: {"csrf_token": auth.csrf_token, "nav": report_pages.nav_links})
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])

@@ -21,6 +21,10 @@ GRID = "#8a8a8a"
 WIDTH = 720
 LABEL_WIDTH = 170
 ROW = 30
+#: The room a label's character takes at the charts' font size (13 px sans-serif), and the longest
+#: label drawn in full (longer ones end with an ellipsis; the description has them whole).
+CHARACTER_WIDTH = 7.2
+LONGEST_LABEL = 42
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,16 @@ def _empty(chart_id: str, title: str) -> Markup:
                   + f'<text x="0" y="25" fill="{TEXT}">No data for these filters.</text></svg>')
 
 
+def _label_width(labels: Sequence[str]) -> float:
+    """Room for the longest label (within 100 and ``LONGEST_LABEL`` characters' worth)."""
+    longest = max((min(len(label), LONGEST_LABEL) for label in labels), default=0)
+    return max(100.0, longest * CHARACTER_WIDTH + 14)
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LONGEST_LABEL else label[:LONGEST_LABEL - 1] + "…"
+
+
 def _label(x: float, y: float, text: str, anchor: str = "end") -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}" fill="{TEXT}" text-anchor="{anchor}">{escape(text)}</text>'
 
@@ -64,16 +78,17 @@ def horizontal_bars(chart_id: str, title: str, bars: Sequence[Bar], maximum: flo
     if not bars:
         return _empty(chart_id, title)
     top = maximum if maximum else max((bar.value for bar in bars), default=0) or 1
-    room = WIDTH - LABEL_WIDTH - 90
+    left = _label_width([bar.label for bar in bars])
+    room = WIDTH - left - 90
     height = ROW * len(bars) + 10
     parts = [_open(chart_id, title, "; ".join(f"{bar.label}: {bar.text}" for bar in bars), height)]
     for row, bar in enumerate(bars):
         y = 5 + row * ROW
         length = max(0.0, min(1.0, bar.value / top)) * room
-        parts.append(_label(LABEL_WIDTH - 8, y + 18, bar.label))
-        parts.append(f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{length:.1f}" height="{ROW - 10}" fill="{BAR}"/>')
-        parts.append(_label(LABEL_WIDTH + length + 6, y + 18, bar.text, "start"))
-    parts.append(f'<line x1="{LABEL_WIDTH}" y1="2" x2="{LABEL_WIDTH}" y2="{height - 3}" stroke="{GRID}"/></svg>')
+        parts.append(_label(left - 8, y + 18, _short(bar.label)))
+        parts.append(f'<rect x="{left:.1f}" y="{y + 4}" width="{length:.1f}" height="{ROW - 10}" fill="{BAR}"/>')
+        parts.append(_label(left + length + 6, y + 18, bar.text, "start"))
+    parts.append(f'<line x1="{left:.1f}" y1="2" x2="{left:.1f}" y2="{height - 3}" stroke="{GRID}"/></svg>')
     return Markup("".join(parts))
 
 

@@ -138,3 +138,17 @@ def cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(cell(item) for item in value)
     return str(value)
+
+
+#: Report columns that hold a share (0..1), shown as a percentage in the HTML tables (the CSV keeps
+#: the report's number).
+SHARE_SUFFIXES = ("_rate", "_share", "precision")
+
+
+def report_cell(value: Any, column: str) -> str:
+    """A report table's cell: shares (``converted.*``, ``*_rate``, ``*_share``, ``precision``) as
+    percentages, the rest as ``cell`` shows them."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and (
+            column.endswith(SHARE_SUFFIXES) or column.startswith("converted.")):
+        return share(value)
+    return cell(value)
