@@ -48,6 +48,7 @@ def pages(sample: Lead) -> dict[str, str]:
         "leads (first page)": "/dashboard/leads",
         "leads by whole e-mail": f"/dashboard/leads?email={sample.email}",
         f"leads by e-mail start '{prefix}'": f"/dashboard/leads?email={prefix}",
+        "leads by e-mail start, none match": "/dashboard/leads?email=zzq",
         "leads: hot MQLs": "/dashboard/leads?band=hot&stage=mql",
         "leads of one owner, page 5": f"/dashboard/leads?owner={sample.owner_id}&page=5",
         "a lead's page": f"/dashboard/leads/{sample.id}",

@@ -168,6 +168,8 @@ def test_lead_search_by_email_band_stage_and_owner(client, seeded):
     assert found("") == set(JOURNEYS)
     assert found("email=ADA@acme-robotics.com") == {"ada@acme-robotics.com"}
     assert found("email=b") == {"bob@example-industries.com"}
+    assert found("email=cy@beta-labs") == {"cy@beta-labs.io"}
+    assert found("email=cy@beta-labs.i") == {"cy@beta-labs.io"}  # looks whole, is the start of one
     assert found("email=%25") == set()  # a wildcard is a character, not a pattern
     assert found("band=warm") == {"bob@example-industries.com", "cy@beta-labs.io"}
     assert found("stage=accepted") == {"cy@beta-labs.io"}
@@ -270,3 +272,18 @@ def test_report_tables_show_shares_as_percentages_and_the_csv_keeps_the_numbers(
     rows = list(csv.DictReader(io.StringIO(client.get("/dashboard/handoff.csv?by=band", headers=BEARER)
                                            .get_data(as_text=True))))
     assert {row["group"]: float(row["acceptance_rate"]) for row in rows}["warm"] == 0.5
+
+
+def test_no_token_reaches_the_logs(config, seeded, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with running_app(config, LEADLOOP_DASHBOARD_TOKEN=TOKEN, LOG_LEVEL="DEBUG") as app:
+        client = app.test_client()
+        sign_in(client, token=OTHER_TOKEN)
+        sign_in(client)
+        for path in DATA_PAGES:
+            client.get(path)
+            client.get(path, headers={"Authorization": f"Bearer {OTHER_TOKEN}"})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert TOKEN not in logged and OTHER_TOKEN not in logged

@@ -3,6 +3,7 @@ reasons, its deals, and its timeline: events, scores, stage changes and CRM writ
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from integration.web.dashboard.common import (
 from scoring.lifecycle_schemas import BANDS, STAGES
 
 PAGE_SIZE = 50
+WHOLE_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 #: The largest id the leads table's integer key holds (PostgreSQL would refuse a larger one).
 MAX_ID = 2**31 - 1
 #: Most rows one CSV download of a search holds.
@@ -39,13 +41,20 @@ class LeadSearch:
     stage: str | None
     owner: str | None
 
-    def statement(self) -> Select[tuple[Lead]]:
-        """Live leads matching every given criterion, newest first (the id order: an index scan)."""
+    @property
+    def whole_address(self) -> bool:
+        """Whether the e-mail asked for looks like a whole address (``name@domain.tld``)."""
+        return bool(self.email) and WHOLE_ADDRESS.fullmatch(self.email) is not None
+
+    def statement(self, *, as_start: bool = False) -> Select[tuple[Lead]]:
+        """Live leads matching every given criterion, newest first (the id order: an index scan).
+        A whole address is looked up as it is (the email index), unless ``as_start``; anything
+        else is the start of an address."""
         stmt = select(Lead).where(Lead.merged_into_id.is_(None), Lead.deleted_at.is_(None))
         if self.email:
             wanted = self.email.lower()
-            if "@" in wanted and not wanted.endswith("@"):
-                stmt = stmt.where(Lead.email == wanted)  # a whole address: the email index
+            if self.whole_address and not as_start:
+                stmt = stmt.where(Lead.email == wanted)
             else:
                 escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 stmt = stmt.where(Lead.email.like(f"{escaped}%", escape="\\"))
@@ -79,6 +88,9 @@ def leads() -> Any:
     page = page_param()
     with services().sessions() as session:
         found = session.scalars(search.statement().offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)).all()
+        if not found and search.whole_address:  # "ada@acme.co" is also the start of "ada@acme.com"
+            found = session.scalars(search.statement(as_start=True).offset((page - 1) * PAGE_SIZE)
+                                    .limit(PAGE_SIZE + 1)).all()
     more = len(found) > PAGE_SIZE
     return render_template("dashboard/leads.html", search=search, leads=found[:PAGE_SIZE], page=page, more=more,
                            bands=BANDS, stages=STAGES, page_size=PAGE_SIZE,
@@ -89,6 +101,8 @@ def leads_csv() -> Any:
     search = search_params()
     with services().sessions() as session:
         found = session.scalars(search.statement().limit(CSV_LIMIT)).all()
+        if not found and search.whole_address:
+            found = session.scalars(search.statement(as_start=True).limit(CSV_LIMIT)).all()
     rows = [(lead.id, lead.email, lead.crm, lead.crm_id, lead.stage, lead.band, lead.score, lead.grade,
              lead.owner_id, lead.team, lead.scored_at.isoformat() if lead.scored_at else None) for lead in found]
     return csv_response(COLUMNS, rows, "leads.csv")
