@@ -114,6 +114,14 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LEADLOOP_DASHBOARD_TOKEN": (_dashboard_token, None,
                                  "The token of the read-only dashboard at `/dashboard` (login form or "
                                  "`Authorization: Bearer`). Unset: no dashboard (404)."),
+    "LEADLOOP_SMTP_URL": (_url("smtp", "smtps"), None,
+                          "SMTP server for the weekly digest: `smtp://user:password@host:587` (STARTTLS) or "
+                          "`smtps://...:465` (TLS). A secret: never logged."),
+    "LEADLOOP_DIGEST_TO": (_text, None, "Comma-separated addresses the weekly digest is e-mailed to."),
+    "LEADLOOP_DIGEST_FROM": (_text, None, "The weekly digest e-mail's From address."),
+    "LEADLOOP_SLACK_WEBHOOK_URL": (_url("https", "http"), None,
+                                   "Slack incoming-webhook URL the weekly digest is posted to. A secret: never "
+                                   "logged."),
 }
 
 

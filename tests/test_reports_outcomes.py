@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration.reports import ReportQuery
-from integration.reports import content, recycle, revenue, sla
+from integration.reports import ReportQuery, content, recycle, revenue, sla
 from tests.reports_support import History, at, session  # noqa: F401 - the fixture
 
 MARCH = ReportQuery(since=at("03-01"), until=at("04-01"))
@@ -48,8 +47,8 @@ def handoffs(session):  # noqa: F811 - the fixture
 
 
 def test_sla_met_missed_escalated_and_time_to_first_action(handoffs):
-    session, _ = handoffs
-    rows = {row["group"]: row for row in sla.build(session, ReportQuery(MARCH.since, MARCH.until, "owner")).rows}
+    db, _ = handoffs
+    rows = {row["group"]: row for row in sla.build(db, ReportQuery(MARCH.since, MARCH.until, "owner")).rows}
     assert rows["rep-a"] == {"group": "rep-a", "handed_off": 3, "due": 2, "met": 1, "missed": 1, "escalated": 0,
                              "pending": 1, "met_rate": 0.5, "median_hours_to_first_action": 16.5,
                              "p90_hours_to_first_action": 27.3}
@@ -59,19 +58,19 @@ def test_sla_met_missed_escalated_and_time_to_first_action(handoffs):
 
 
 def test_recycle_by_reason_back_to_mql_and_won(handoffs):
-    session, leads = handoffs
-    write = History(session)
+    db, leads = handoffs
+    write = History(db)
     # eve engages again and comes back: mql 03-25, accepted, sql, won 04-10; dee stays in nurture.
     write.move(leads["eve"], "nurture mql accepted sql won", at("03-25"), at("03-26"), at("04-01"), at("04-10"))
-    session.commit()
-    rows = {row["reason"]: row for row in recycle.build(session, MARCH).rows}
+    db.commit()
+    rows = {row["reason"]: row for row in recycle.build(db, MARCH).rows}
     assert rows["not_ready"] == {"group": "all", "reason": "not_ready", "recycled": 1, "by_sales": 1, "by_sla": 0,
                                  "back_to_mql": 1, "back_to_mql_rate": 1.0, "median_days_to_mql": 19.5, "won": 1,
                                  "won_rate": 1.0}
     assert rows["no_response"] == {"group": "all", "reason": "no_response", "recycled": 1, "by_sales": 0,
                                    "by_sla": 1, "back_to_mql": 0, "back_to_mql_rate": 0.0,
                                    "median_days_to_mql": None, "won": 0, "won_rate": 0.0}
-    assert recycle.build(session, ReportQuery(since=at("03-06"), until=at("04-01"))).rows[0]["reason"] == "no_response"
+    assert recycle.build(db, ReportQuery(since=at("03-06"), until=at("04-01"))).rows[0]["reason"] == "no_response"
 
 
 def test_revenue_by_band_at_handoff_and_first_content(session):  # noqa: F811 - the fixture

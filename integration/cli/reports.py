@@ -1,5 +1,6 @@
 """``leadloop report KIND``: the reports over the store (funnel, content, hand-off, SLA, recycle,
-revenue) as a table, CSV or JSON, and ``leadloop report digest``: the weekly digest."""
+revenue) as a table, CSV or JSON, and ``leadloop report digest``: the weekly digest (printed, or
+sent with ``--send``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
-from integration.cli.errors import OK
-from integration.cli.output import dumps, out, table
+from integration.cli.errors import FAILURE, OK, SETUP, CliError
+from integration.cli.output import dumps, note, out, table
 from integration.cli.runtime import Runtime, pass_runtime
 from integration.reports import REPORTS, Report, ReportQuery
 from integration.reports.window import DIMENSIONS
@@ -104,3 +105,58 @@ def _report_command(kind: str) -> click.Command:
 
 for _kind in REPORTS:
     report.add_command(_report_command(_kind))
+
+
+@report.command("digest", short_help="The weekly digest: print it, or --send it.")
+@click.option("--before", metavar="DATE", help="The digest of the last whole week before DATE (default: now).")
+@click.option("--format", "output", type=click.Choice(("text", "html", "json", "slack")), default="text",
+              show_default=True, help="text or html (the e-mail's parts), json (the figures), slack (the message).")
+@click.option("--send", is_flag=True, help="Deliver it to every configured channel (e-mail, Slack) as well.")
+@pass_runtime
+def digest(runtime: Runtime, before: str | None, output: str, send: bool) -> int:
+    """The weekly digest: the last whole week's MQLs, acceptance, time to accept, SLA misses, won
+    deals and revenue, each against the week before, and the top content.
+
+    It is printed; with --send it also goes to every configured channel: e-mail
+    (LEADLOOP_SMTP_URL, LEADLOOP_DIGEST_TO, LEADLOOP_DIGEST_FROM) and Slack
+    (LEADLOOP_SLACK_WEBHOOK_URL). The cron sends it by itself once a week when a channel is set.
+    """
+    from integration.reports.digest import (
+        DigestError,
+        build_digest,
+        channels,
+        deliver,
+        render_html,
+        render_slack,
+        render_text,
+    )
+
+    now = runtime.now()
+    try:
+        moment = parse_moment(before, now) if before else now
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        wanted = channels(runtime.config) if send else []
+    except DigestError as exc:
+        raise CliError(str(exc), SETUP) from None
+    if send and not wanted:
+        raise CliError("no digest channel is configured: set LEADLOOP_SMTP_URL, LEADLOOP_DIGEST_TO and "
+                       "LEADLOOP_DIGEST_FROM, and/or LEADLOOP_SLACK_WEBHOOK_URL", SETUP)
+    with runtime.sessions()() as session:
+        weekly = build_digest(session, moment)
+    if output == "html":
+        out(render_html(weekly))
+    elif output == "json":
+        out(dumps(weekly.as_json(), indent=2))
+    elif output == "slack":
+        out(dumps(render_slack(weekly), indent=2))
+    else:
+        click.echo(render_text(weekly), nl=False)
+    if send:
+        try:
+            sent = deliver(weekly, runtime.config, only=wanted)
+        except DigestError as exc:
+            raise CliError(str(exc), FAILURE) from None
+        note(f"digest {weekly.week} sent by {', '.join(sent)}")
+    return OK

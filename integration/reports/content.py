@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from integration.reports.handoffs import stage_marks
 from integration.reports.report import Report
-from integration.reports.sql import count_if, first_touches, in_window, lead_groups, share
+from integration.reports.sql import count_if, first_touches, in_window, lead_groups, prepare, share
 from integration.reports.window import ReportQuery
 from integration.store.models import Event, Transition
 
@@ -31,6 +31,7 @@ COLUMNS = ["group", "type", "name", "leads_touched", "first_touches", "conversio
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the content report of the window, one row per group and call to action."""
+    prepare(session)
     joined = _joined(session, query).subquery("content_leads")
     before = joined.c.first_mql.is_(None) | (joined.c.first_at < joined.c.first_mql)
     converted = joined.c.conversions > 0

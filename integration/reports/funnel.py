@@ -27,6 +27,7 @@ from integration.reports.sql import (
     dialect,
     percentile,
     percentiles_sql,
+    prepare,
     share,
 )
 from integration.reports.window import ReportQuery
@@ -50,6 +51,7 @@ def pair_name(pair: tuple[str, str]) -> str:
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the funnel of the leads first touched in the window, one row per group."""
+    prepare(session)
     journeys = _journeys(session, query).subquery("journeys")
     entered = [func.count(journeys.c[f"first_{stage}"]).label(f"entered_{stage}") for stage in STAGES]
     reached = [func.count(journeys.c[f"reach_{index}"]).label(f"reached_{index}") for index in range(len(PAIRS))]

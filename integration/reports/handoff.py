@@ -14,21 +14,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select, true
+from sqlalchemy import Boolean, Float, Integer, String, case, cast, func, select, true
 from sqlalchemy.orm import Session
 
 from integration.reports.handoffs import hand_offs, stage_marks
 from integration.reports.report import Report, columns_of
-from integration.reports.sql import count_if, days, days_between, dialect, lead_groups, share, spreads_by_group
+from integration.reports.sql import (
+    count_if,
+    days,
+    days_between,
+    dialect,
+    lead_groups,
+    materialized,
+    prepare,
+    share,
+    spreads_by_group,
+)
 from integration.reports.window import ReportQuery
 from integration.store.models import ScoreRecord
 
 OUTCOMES = ("accepted", "rejected", "no_response", "other", "open")
+#: The columns of a judged hand-off (``_judged``).
+JUDGED = {"grp": String(), "lead_id": Integer(), "outcome": String(), "reason": String(), "qualified": Boolean(),
+          "days_to_accept": Float()}
 
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the hand-off report of the window, one row per group."""
-    judged = _judged(session, query).subquery("judged")
+    prepare(session)
+    with materialized(session, "handoffs", _judged(session, query), JUDGED) as judged:
+        rows = _rows(session, judged)
+    first = ["group", "handed_off", *OUTCOMES, "acceptance_rate", "median_days_to_accept", "p90_days_to_accept",
+             "qualified", "precision"]
+    return Report("handoff", rows, columns_of(rows, first))
+
+
+def _rows(session: Session, judged: Any) -> list[dict[str, Any]]:
+    """The report's rows from the judged hand-offs."""
     decided = judged.c.outcome != "open"
     counted = session.execute(
         select(judged.c.grp, func.count().label("handed_off"),
@@ -53,9 +75,7 @@ def build(session: Session, query: ReportQuery) -> Report:
                      "median_days_to_accept": days(spread[0]), "p90_days_to_accept": days(spread[1]),
                      "qualified": int(row["qualified"]), "precision": share(row["qualified"], decided_count),
                      "rejection_reasons": reasons.get(row["grp"], {}), "rules": rules.get(row["grp"], {})})
-    first = ["group", "handed_off", *OUTCOMES, "acceptance_rate", "median_days_to_accept", "p90_days_to_accept",
-             "qualified", "precision"]
-    return Report("handoff", rows, columns_of(rows, first))
+    return rows
 
 
 def _judged(session: Session, query: ReportQuery) -> Any:

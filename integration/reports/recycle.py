@@ -11,21 +11,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import Float, String, and_, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from integration.reports.report import Report
-from integration.reports.sql import count_if, days, days_between, in_window, lead_groups, share, spreads_by_group
+from integration.reports.sql import (
+    count_if,
+    days,
+    days_between,
+    in_window,
+    lead_groups,
+    materialized,
+    prepare,
+    share,
+    spreads_by_group,
+)
 from integration.reports.window import NONE, ReportQuery
-from integration.store.models import Transition
+from integration.store.models import Lead, Transition
 
+#: The columns of a followed recycle (``_followed``).
+FOLLOWED = {"grp": String(), "reason": String(), "cause": String(), "back_at": Lead.created_at.type,
+            "won_at": Lead.created_at.type, "days_to_mql": Float()}
 COLUMNS = ["group", "reason", "recycled", "by_sales", "by_sla", "back_to_mql", "back_to_mql_rate",
            "median_days_to_mql", "won", "won_rate"]
 
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the recycle report of the window, one row per group and reason."""
-    followed = _followed(session, query).subquery("followed")
+    prepare(session)
+    with materialized(session, "recycles", _followed(session, query), FOLLOWED) as followed:
+        return Report("recycle", _rows(session, followed), list(COLUMNS))
+
+
+def _rows(session: Session, followed: Any) -> list[dict[str, Any]]:
+    """The report's rows from the followed recycles."""
     counted = session.execute(
         select(followed.c.grp, followed.c.reason, func.count().label("recycled"),
                count_if(followed.c.cause == "disposition").label("by_sales"),
@@ -44,7 +63,7 @@ def build(session: Session, query: ReportQuery) -> Report:
                      "back_to_mql_rate": share(row["back_to_mql"], row["recycled"]),
                      "median_days_to_mql": days(spread[0]), "won": int(row["won"]),
                      "won_rate": share(row["won"], row["recycled"])})
-    return Report("recycle", rows, list(COLUMNS))
+    return rows
 
 
 def _followed(session: Session, query: ReportQuery) -> Any:

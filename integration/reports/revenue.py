@@ -15,20 +15,40 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import Float, Numeric, String, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from integration.reports.report import Report, columns_of
-from integration.reports.sql import count_if, days, days_between, in_window, lead_groups, share, spreads_by_group
+from integration.reports.sql import (
+    count_if,
+    days,
+    days_between,
+    in_window,
+    lead_groups,
+    materialized,
+    prepare,
+    share,
+    spreads_by_group,
+)
 from integration.reports.window import NONE, ReportQuery
 from integration.store.models import Deal, DealLead, Event, Transition
 
+#: The columns of a closed deal (``_closed``).
+CLOSED = {"grp": String(), "outcome": String(), "amount": Numeric(18, 2), "currency": String(), "content": String(),
+          "days_to_win": Float()}
 FIRST = ["group", "won_deals", "lost_deals", "win_rate", "median_days_to_win", "p90_days_to_win"]
 
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the revenue report of the deals closed in the window, one row per group."""
-    closed = _closed(session, query).subquery("closed_deals")
+    prepare(session)
+    with materialized(session, "deals", _closed(session, query), CLOSED) as closed:
+        rows = _rows(session, closed)
+    return Report("revenue", rows, columns_of(rows, FIRST))
+
+
+def _rows(session: Session, closed: Any) -> list[dict[str, Any]]:
+    """The report's rows from the closed deals."""
     won = closed.c.outcome == "won"
     counted = session.execute(
         select(closed.c.grp, count_if(won).label("won"), count_if(closed.c.outcome == "lost").label("lost"))
@@ -56,7 +76,7 @@ def build(session: Session, query: ReportQuery) -> Report:
                      "amount": {currency: round(value, 2) for currency, value in
                                 sorted(amounts.get(row["grp"], {}).items())},
                      "first_content": ranked})
-    return Report("revenue", rows, columns_of(rows, FIRST))
+    return rows
 
 
 def _money(amount: Decimal | float | None) -> float:

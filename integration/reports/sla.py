@@ -14,22 +14,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select
+from sqlalchemy import Float, Integer, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from integration.reports.handoffs import hand_offs
 from integration.reports.report import Report
-from integration.reports.sql import count_if, days_between, lead_groups, share, spreads_by_group
+from integration.reports.sql import count_if, days_between, lead_groups, materialized, prepare, share, spreads_by_group
 from integration.reports.window import ReportQuery
-from integration.store.models import Event, Transition
+from integration.store.models import Event, Lead, Transition
 
+#: The columns of a checked hand-off (``_checked``).
+CHECKED = {"grp": String(), "first_miss": Lead.created_at.type, "escalated": Integer(),
+           "first_action": Lead.created_at.type, "hours_to_first_action": Float()}
 COLUMNS = ["group", "handed_off", "due", "met", "missed", "escalated", "pending", "met_rate",
            "median_hours_to_first_action", "p90_hours_to_first_action"]
 
 
 def build(session: Session, query: ReportQuery) -> Report:
     """Return the SLA report of the hand-offs in the window, one row per group."""
-    checked = _checked(session, query).subquery("checked")
+    prepare(session)
+    with materialized(session, "sla", _checked(session, query), CHECKED) as checked:
+        return Report("sla", _rows(session, checked), list(COLUMNS))
+
+
+def _rows(session: Session, checked: Any) -> list[dict[str, Any]]:
+    """The report's rows from the checked hand-offs."""
     met = checked.c.first_action.is_not(None) & (checked.c.first_miss.is_(None)
                                                  | (checked.c.first_action < checked.c.first_miss))
     missed = checked.c.first_miss.is_not(None) & ~met
@@ -47,7 +56,7 @@ def build(session: Session, query: ReportQuery) -> Report:
                      "pending": row["handed_off"] - due, "met_rate": share(row["met"], due),
                      "median_hours_to_first_action": _hours(spread[0]),
                      "p90_hours_to_first_action": _hours(spread[1])})
-    return Report("sla", rows, list(COLUMNS))
+    return rows
 
 
 def _hours(value: float | None) -> float | None:

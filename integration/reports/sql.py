@@ -8,19 +8,48 @@ linear interpolation (``percentile``).
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, literal_column, select
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from integration.reports.window import ALL, NONE, ReportQuery
 from integration.store.models import Event, Lead
 
 #: Rounding of the shares (0.1234) and of the day counts (1.25) in the reports' JSON.
 SHARE_DIGITS, DAY_DIGITS = 4, 2
+
+
+#: PostgreSQL settings for the report queries, for the length of the caller's transaction: JIT
+#: compiling the plans costs seconds and saves none on these scans; hash joins and sorts of
+#: a million rows fit in memory instead of spilling to disk.
+REPORT_SETTINGS = {"jit": "off", "work_mem": "'128MB'"}
+
+
+def prepare(session: Session) -> None:
+    """Tune the session's current transaction for reports (PostgreSQL; nothing on SQLite)."""
+    if dialect(session) == "postgresql":
+        for name, value in REPORT_SETTINGS.items():
+            session.execute(text(f"SET LOCAL {name} = {value}"))
 
 
 def dialect(session: Session) -> str:
@@ -153,3 +182,24 @@ def spreads_by_group(session: Session, rows: Any, keys: list[str], value: str,
     for *key, number in session.execute(select(*columns, measured).where(measured.is_not(None))):
         values.setdefault(tuple(key), []).append(float(number))
     return {key: [percentile(found, fraction) for fraction in fractions] for key, found in values.items()}
+
+
+_temporary_names = itertools.count(1)
+
+
+@contextmanager
+def materialized(session: Session, name: str, stmt: Select, columns: dict[str, TypeEngine[Any]]) -> Iterator[Table]:
+    """Compute ``stmt`` once into a temporary table of ``columns`` (its selected columns, in order)
+    and yield it, so that several aggregates read its rows instead of computing them again; the
+    table is dropped after."""
+    table = Table(f"report_{name}_{next(_temporary_names)}", MetaData(),
+                  *(Column(column, kind) for column, kind in columns.items()), prefixes=["TEMPORARY"])
+    connection = session.connection()
+    table.create(connection)
+    try:
+        session.execute(insert(table).from_select(list(columns), stmt))
+        if dialect(session) == "postgresql":
+            session.execute(text(f"ANALYZE {table.name}"))
+        yield table
+    finally:
+        table.drop(connection)
