@@ -287,3 +287,16 @@ def test_no_token_reaches_the_logs(config, seeded, caplog):
             client.get(path, headers={"Authorization": f"Bearer {OTHER_TOKEN}"})
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert TOKEN not in logged and OTHER_TOKEN not in logged
+
+
+def test_the_demo_ends_with_the_funnel_and_the_dashboard_address(svc, capsys):
+    from integration.demo.runner import print_dashboard, print_funnel
+
+    print_funnel(svc)
+    print_dashboard("http://127.0.0.1:8123", TOKEN, serve=False)
+    lines = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  ") and line.split()}
+    # mql: 4 of the 6 leads; of the 2 that entered nurture (bob, dee), bob went on to mql.
+    assert table["new"][:1] == ["6"] and table["mql"][:4] == ["4", "66.7", "%", "50.0"]
+    assert table["won"][:1] == ["1"]
+    assert f"the dashboard: http://127.0.0.1:8123/dashboard/  (token {TOKEN})" in lines
