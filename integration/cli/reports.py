@@ -75,8 +75,10 @@ def print_report(report: Report, output: str) -> None:
 @click.group(short_help="Reports: funnel, content, handoff, sla, recycle, revenue; the digest.")
 def report() -> None:
     """Reports over the stored history, computed in SQL with business times (when things
-    happened, not when leadloop processed them). Each covers the leads first touched in the
-    window (--since, --until) and what happened to them before --until.
+    happened, not when leadloop processed them). The window (--since, --until) selects each
+    report's subjects: the funnel's leads by their first touch, the content report's touches,
+    hand-offs and recycles by when they happened, deals by their close; what became of them
+    counts to date.
     """
 
 
@@ -110,9 +112,9 @@ def _report_command(kind: str) -> click.Command:
     build = REPORTS[kind]
     short, doc = HELP[kind]
 
-    @click.option("--since", metavar="DATE", help="Leads first touched at or after DATE (2026-03-01, "
-                                                  "an ISO datetime, or 30d / 4w ago).")
-    @click.option("--until", metavar="DATE", help="Leads first touched before DATE; nothing after it counts.")
+    @click.option("--since", metavar="DATE", help="The window's start: 2026-03-01, an ISO datetime, or 30d / 4w "
+                                                  "ago.")
+    @click.option("--until", metavar="DATE", help="The window's end (not included), written as --since.")
     @click.option("--by", type=click.Choice(list(DIMENSIONS)), help="One group per value of this dimension.")
     @click.option("--format", "output", type=click.Choice(FORMATS), default="table", show_default=True,
                   help="table for people, csv or json (exactly the rows) for programs.")
