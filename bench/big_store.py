@@ -399,8 +399,9 @@ def build_big_store(database_url: str, *, leads: int = 1_000_000, events: int = 
             print(f"  {'indexes':<14} {timings['indexes']:.1f} s", flush=True)
     step_started = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f"ANALYZE {', '.join(TABLES)}"))
-    timings["analyze"] = time.perf_counter() - step_started
+        # VACUUM too, as autovacuum would soon: index-only scans need the visibility map.
+        connection.execute(text(f"VACUUM ANALYZE {', '.join(TABLES)}"))
+    timings["vacuum"] = time.perf_counter() - step_started
     timings["total"] = time.perf_counter() - started
     engine.dispose()
     return {"rows": rows, "seconds": timings, "now": now.isoformat()}

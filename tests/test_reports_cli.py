@@ -65,3 +65,25 @@ def test_dates_iso_and_relative():
     assert parse_moment("2026-03-01", now) == at("03-01")
     assert parse_moment("2026-03-01T09:00:00+01:00", now) == at("03-01", 8)
     assert parse_moment("30d", now) == at("03-01", 12) and parse_moment("2w", now) == at("03-17", 12)
+
+
+def test_every_report_prints_json_and_csv_that_parse(config, session):  # noqa: F811 - the fixture
+    write = History(session)
+    ada = write.lead(at("03-01"), fields={"lead_source": "Webinar"}, owner_id="rep-1", team="dach", handoff_band="hot")
+    write.event(ada, "content_download", at("03-01"), asset="buyers-guide")
+    write.score(ada, at("03-02"), "hot", True, ["decision-maker"])
+    write.move(ada, "new mql accepted sql won", at("03-02"), at("03-03"), at("03-05"), at("03-20"))
+    write.deal([ada], "won", "9600", at("03-05"), at("03-20"))
+    session.commit()
+    for kind in ("funnel", "content", "handoff", "sla", "recycle", "revenue"):
+        as_json = leadloop(config, "report", kind, "--by", "owner", "--format", "json")
+        assert as_json.exit_code == 0, as_json.output
+        rows = json.loads(as_json.stdout)
+        assert isinstance(rows, list) and all(isinstance(row, dict) for row in rows)
+        as_csv = leadloop(config, "report", kind, "--by", "owner", "--format", "csv")
+        parsed = list(csv.reader(io.StringIO(as_csv.stdout)))
+        assert len(parsed) == len(rows) + 1 and all(len(line) == len(parsed[0]) for line in parsed), kind
+        assert leadloop(config, "report", kind).exit_code == 0
+    revenue = json.loads(leadloop(config, "report", "revenue", "--format", "json").stdout)
+    assert revenue[0]["amount"] == {"EUR": 9600.0} and revenue[0]["first_content"] == {
+        "buyers-guide": {"won_deals": 1, "amount": {"EUR": 9600.0}}}

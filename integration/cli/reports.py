@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
 from datetime import UTC, date, datetime, timedelta
 
 import click
@@ -76,18 +75,46 @@ def print_report(report: Report, output: str) -> None:
 @click.group(short_help="Reports: funnel, content, handoff, sla, recycle, revenue; the digest.")
 def report() -> None:
     """Reports over the stored history, computed in SQL with business times (when things
-    happened, not when leadloop processed them). Each covers the leads first touched in the
-    window (--since, --until) and what happened to them before --until.
+    happened, not when leadloop processed them). The window (--since, --until) selects each
+    report's subjects: the funnel's leads by their first touch, the content report's touches,
+    hand-offs and recycles by when they happened, deals by their close; what became of them
+    counts to date.
     """
+
+
+#: Each report's help: (short, long), in plain words.
+HELP = {
+    "funnel": ("Leads entering each stage, conversions and days between stages.",
+               "Leads entering each stage (new, nurture, mql, accepted, sql, won, lost, recycled, disqualified), "
+               "the share of those entering a stage that later reached the next ones, and the median and p90 "
+               "days between them. The window selects the leads by their first touch."),
+    "content": ("Per asset, form and campaign: touches, converters, rates.",
+                "Per asset, form and campaign named by the window's events: leads touched, first touches, "
+                "conversions, new and repeat converters (people who had converted on another call to action "
+                "before), and the MQL, accepted and won rates of the leads that touched it before their MQL."),
+    "handoff": ("How sales answered the hand-offs: acceptance, reasons, rules.",
+                "The hand-offs (MQLs) of the window and how they ended: accepted, rejected with their reasons, "
+                "no response, open; the acceptance rate, the days to accept, the precision of the MQL "
+                "definition (hand-offs that became opportunities) and the acceptance per scoring rule."),
+    "sla": ("Hand-offs due, met, missed and escalated; time to first action.",
+            "The hand-offs of the window against their SLA: due, met, missed, escalated and pending, and the "
+            "hours from the hand-off to the rep's first action. Group it by owner or team."),
+    "recycle": ("Recycled leads by reason: back to MQL, then won.",
+                "The leads recycled in the window, by reason and by who recycled them (sales or the SLA): how "
+                "many became an MQL again, after how many days, and how many were won."),
+    "revenue": ("Deals won and lost, amount won and days to win.",
+                "The deals closed in the window: won and lost, the win rate, the amount won per currency, the "
+                "days from the first hand-off to the win, and the same per first content of the lead."),
+}
 
 
 def _report_command(kind: str) -> click.Command:
     build = REPORTS[kind]
-    doc = (sys.modules[build.__module__].__doc__ or kind).strip().split("\n\n")[0]
+    short, doc = HELP[kind]
 
-    @click.option("--since", metavar="DATE", help="Leads first touched at or after DATE (2026-03-01, "
-                                                  "an ISO datetime, or 30d / 4w ago).")
-    @click.option("--until", metavar="DATE", help="Leads first touched before DATE; nothing after it counts.")
+    @click.option("--since", metavar="DATE", help="The window's start: 2026-03-01, an ISO datetime, or 30d / 4w "
+                                                  "ago.")
+    @click.option("--until", metavar="DATE", help="The window's end (not included), written as --since.")
     @click.option("--by", type=click.Choice(list(DIMENSIONS)), help="One group per value of this dimension.")
     @click.option("--format", "output", type=click.Choice(FORMATS), default="table", show_default=True,
                   help="table for people, csv or json (exactly the rows) for programs.")
@@ -100,7 +127,7 @@ def _report_command(kind: str) -> click.Command:
         return OK
 
     command.__doc__ = doc
-    return click.command(kind, short_help=doc.split(":", 1)[-1].strip().split(".")[0][:70])(command)
+    return click.command(kind, short_help=short)(command)
 
 
 for _kind in REPORTS:

@@ -218,11 +218,14 @@ DIGEST_JOB = "integration.reports.digest.send_weekly_digest"
 #: How often the cron asks for the weekly digest; it goes out once per week and channel, at the
 #: first ask after the week ended (Monday 00:00 UTC).
 DIGEST_ASK_SECONDS = 3600
+#: The digest computes eight reports (two weeks): minutes on a store of millions of events.
+DIGEST_TIMEOUT_SECONDS = 1800
 
 
 def request_digest() -> dict[str, int]:
     """Cron: queue the weekly digest's job (it sends each week once: see ``DIGEST_JOB``)."""
-    services.current().queue.enqueue(DIGEST_JOB, description="weekly digest", result_ttl=86400)
+    services.current().queue.enqueue(DIGEST_JOB, description="weekly digest", result_ttl=86400,
+                                     job_timeout=DIGEST_TIMEOUT_SECONDS)
     return {"requested": 1}
 
 
