@@ -71,6 +71,18 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+#: The dashboard token is typed into a login form, so it is the only thing between the store's
+#: personal data and a guesser: long enough that guessing is hopeless.
+DASHBOARD_TOKEN_MIN_LENGTH = 24
+
+
+def _dashboard_token(name: str, value: str) -> str:
+    if len(value) < DASHBOARD_TOKEN_MIN_LENGTH or any(c.isspace() for c in value):
+        raise ConfigError(f"{name}: must be at least {DASHBOARD_TOKEN_MIN_LENGTH} characters without spaces "
+                          "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
+
+
 #: name -> (parser, default, description); the README's configuration table lists every one (a test checks).
 SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "DATABASE_URL": (_url("sqlite", "postgresql", "postgres"), None,
@@ -99,6 +111,17 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LEADLOOP_METRICS_TOKENS": (_text, None,
                                 "Comma-separated bearer tokens `GET /metrics` requires (several = rotation). "
                                 "Unset: `/metrics` is open; restrict it at the proxy."),
+    "LEADLOOP_DASHBOARD_TOKEN": (_dashboard_token, None,
+                                 "The token of the read-only dashboard at `/dashboard` (login form or "
+                                 "`Authorization: Bearer`). Unset: no dashboard (404)."),
+    "LEADLOOP_SMTP_URL": (_url("smtp", "smtps"), None,
+                          "SMTP server for the weekly digest: `smtp://user:password@host:587` (STARTTLS) or "
+                          "`smtps://...:465` (TLS). A secret: never logged."),
+    "LEADLOOP_DIGEST_TO": (_text, None, "Comma-separated addresses the weekly digest is e-mailed to."),
+    "LEADLOOP_DIGEST_FROM": (_text, None, "The weekly digest e-mail's From address."),
+    "LEADLOOP_SLACK_WEBHOOK_URL": (_url("https", "http"), None,
+                                   "Slack incoming-webhook URL the weekly digest is posted to. A secret: never "
+                                   "logged."),
 }
 
 

@@ -25,9 +25,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
 request_id: ContextVar[str | None] = ContextVar("leadloop_request_id", default=None)
 #: Loggers kept at WARNING whatever ``LOG_LEVEL`` says, because below it they would write people's
 #: data or secret-bearing paths: SQLAlchemy's engine logs every fetched row at DEBUG (it keeps
-#: itself at WARNING unless told otherwise: this makes sure), and werkzeug's development server
-#: logs each request's path (the Salesforce endpoint's token is part of it).
-QUIET_LOGGERS = ("sqlalchemy.engine", "werkzeug")
+#: itself at WARNING unless told otherwise: this makes sure), werkzeug's development server
+#: logs each request's path (the Salesforce endpoint's token is part of it), and urllib3 logs each
+#: outgoing request's URL at DEBUG (a Slack incoming webhook's URL is its secret).
+QUIET_LOGGERS = ("sqlalchemy.engine", "werkzeug", "urllib3")
 
 
 def current_ids() -> dict[str, str]:

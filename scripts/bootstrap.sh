@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.11) and install leadloop into it, editable, with its test tools.
+# Create .venv (Python >= 3.11) and install leadloop into it, editable, with its test tools; as root
+# with apt, also the headless browser of the dashboard's tests (scripts/install_browser.sh).
 # The install also compiles scoring's hot path (setup.py: the package leadloop_native). Re-installs
 # when pyproject.toml or setup.py changed since the last install; otherwise builds again (the same
 # pip install, without the dependencies) only when that hot path's source changed. A failed compile
@@ -56,3 +57,4 @@ if [ -n "${built:-}" ] && ! twin_is_current; then
   echo "could not compile scoring's hot path (pip install -v -e . says why); scoring runs as pure Python" \
     "(same results, slower)" >&2
 fi
+bash scripts/install_browser.sh

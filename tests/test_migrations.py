@@ -21,7 +21,7 @@ def differences(engine) -> list:
 
 def test_the_migrated_database_matches_the_models(migrated_engine):
     # SQLite by default, PostgreSQL when DATABASE_URL names one: the suite's own database.
-    assert current(migrated_engine) == "0005"
+    assert current(migrated_engine) == "0006"
     assert differences(migrated_engine) == []
 
 
@@ -36,4 +36,18 @@ def test_the_deal_migration_goes_down_and_up_again(tmp_path: Path):
     assert current(engine) == "0002"
     upgrade(engine)
     assert differences(engine) == []
+    engine.dispose()
+
+
+def test_the_report_index_migration_goes_down_and_up_again(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'migrations.db'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    assert current(engine) == "0004" and differences(engine) != []
+    upgrade(engine)
+    assert current(engine) == "0006" and differences(engine) == []
     engine.dispose()

@@ -87,16 +87,18 @@ def sign(runtime: Runtime) -> int:
 @click.option("--seed", type=int, default=7, show_default=True,
               help="Seed of the data set: the same seed gives the same leads and events.")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database instead of starting afresh.")
-def demo(leads: int, seed: int, keep: bool) -> int:
+@click.option("--serve", is_flag=True, help="After the summary, keep the web app and its dashboard running "
+              "until Ctrl-C.")
+def demo(leads: int, seed: int, keep: bool, serve: bool) -> int:
     """Run the web app and a worker on embedded defaults and replay the demo data set.
 
     SQLite and an embedded Redis in instance/demo, CRM writes in shadow mode (recorded, never
-    sent). Ends with a summary; the web app, the worker and the embedded Redis are stopped when
-    it ends, also on Ctrl-C.
+    sent). Ends with a summary, the funnel and the dashboard's address with its token; the web
+    app, the worker and the embedded Redis are stopped when it ends, also on Ctrl-C.
     """
     from integration.demo.runner import run_demo
 
-    return run_demo(leads=leads, seed=seed, keep=keep)
+    return run_demo(leads=leads, seed=seed, keep=keep, serve=serve)
 
 
 @click.command(short_help="Stop an embedded Redis left running.")

@@ -1,8 +1,9 @@
 """The ``leadloop`` command (click): the group, its commands, and ``main`` with the exit codes.
 
 Each command group lives in its own module (``admin``, ``rules``, ``leads``, ``writes``,
-``crm``, ``imports``, ``explain``); ``main`` runs the group with ``standalone_mode`` off, so tests call
-it in-process, and turns every known failure into one line on stderr and an exit code (``errors``).
+``crm``, ``imports``, ``explain``, ``reports``); ``main`` runs the group with ``standalone_mode``
+off, so tests call it in-process, and turns every known failure into one line on stderr and an exit
+code (``errors``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from integration.cli import admin, crm, explain, imports, leads, rules, writes
+from integration.cli import admin, crm, explain, imports, leads, reports, rules, writes
 from integration.cli.errors import CLOSED_PIPE, INTERRUPTED, OK, describe
 from integration.cli.output import note
 from integration.cli.runtime import Runtime
@@ -39,7 +40,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (admin.db, admin.worker, admin.cron, rules.rules, leads.lead, writes.outbox,
                 writes.dead_letters, crm.setup, crm.doctor, rules.rescore, admin.sign, admin.demo,
-                admin.stop, imports.import_group, explain.explain):
+                admin.stop, imports.import_group, explain.explain, reports.report):
     cli.add_command(command)
 
 

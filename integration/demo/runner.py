@@ -4,9 +4,10 @@ Starts the real web app (gunicorn) and a real RQ worker on a SQLite file and the
 Redis, in shadow mode, replays the seeded demo data set through the real signed webhook
 endpoints (the generic intake, HubSpot v3-signed webhooks, Salesforce outbound messages), then
 sales' answers and the deals made of the accepted leads, waits for the queue to drain, and prints
-what leadloop decided (with the deals won and their revenue) and would write to the CRMs.
-When it ends (done, failed, Ctrl-C or SIGTERM) it stops the web app, the worker and the
-embedded Redis: nothing of it keeps running.
+what leadloop decided (with the deals won and their revenue) and would write to the CRMs, the
+funnel report, and the dashboard's address with the token the demo made for it. When it ends
+(done, failed, Ctrl-C or SIGTERM; with ``serve``, Ctrl-C after the summary) it stops the web app,
+the worker and the embedded Redis: nothing of it keeps running.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _wait_ready(base: str, timeout: float = 60) -> None:
     raise RuntimeError("the web app did not become ready; see instance/demo/web.log")
 
 
-def _demo_env(port: int, redis_url: str) -> dict[str, str]:
+def _demo_env(port: int, redis_url: str, dashboard_token: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBSPOT_", "SALESFORCE_", "LEADLOOP_"))}
     env.update({
         "DATABASE_URL": f"sqlite:///{DEMO_DIR / 'demo.db'}",
@@ -67,14 +68,16 @@ def _demo_env(port: int, redis_url: str) -> dict[str, str]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "LEADLOOP_FLUSH_DELAY": "1",
         "LOG_LEVEL": "WARNING",
+        "LEADLOOP_DASHBOARD_TOKEN": dashboard_token,
     })
     if os.environ.get("LEADLOOP_RULES"):
         env["LEADLOOP_RULES"] = os.environ["LEADLOOP_RULES"]
     return env
 
 
-def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
-    """Run the demo end to end; return the exit code."""
+def run_demo(leads: int = 600, seed: int = 7, keep: bool = False, serve: bool = False) -> int:
+    """Run the demo end to end; return the exit code. ``serve`` keeps the web app (and so the
+    dashboard) running after the summary, until Ctrl-C or SIGTERM."""
     from integration import services
     from integration.demo import data as demo_data
     from integration.services import make_engine
@@ -92,7 +95,7 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
     previous_sigterm = signal.signal(signal.SIGTERM, _terminated)
     try:
         port = _free_port()
-        env = _demo_env(port, redis_url)
+        env = _demo_env(port, redis_url, "demo-" + secrets.token_urlsafe(24))
         os.environ.update(env)
         config = load_config(env)
         engine = make_engine(config["DATABASE_URL"])
@@ -130,6 +133,11 @@ def run_demo(leads: int = 600, seed: int = 7, keep: bool = False) -> int:
         elapsed = time.monotonic() - started
         print_summary(svc, dataset.event_count, elapsed)
         print_on_time(svc)
+        print_funnel(svc)
+        print_dashboard(base, env["LEADLOOP_DASHBOARD_TOKEN"], serve)
+        if serve:
+            while True:  # until Ctrl-C or SIGTERM, through the clean-up below
+                time.sleep(3600)
         return 0
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave processes behind.
@@ -248,6 +256,40 @@ def print_on_time(svc: Services) -> None:
                                 .where(OutboxWrite.kind == "update")) - updates
     print(f"scores that age on time: {waiting} leads have a next review; a week later the cron rescores "
           f"{counts['rescored']} of them on time, and {queued} changed verdicts go to the CRM")
+
+
+def print_funnel(svc: Services) -> None:
+    """The funnel report of every lead (``leadloop report funnel``): leads entering each stage,
+    their share of the leads, the conversion from the stage before and the median days it took."""
+    from integration.reports import REPORTS, ReportQuery
+    from integration.reports.funnel import STEPS, pair_name
+
+    with svc.sessions() as session:
+        report = REPORTS["funnel"](session, ReportQuery())
+    if not report.rows:
+        return
+    row = report.rows[0]
+    entered, leads = row["entered"], row["entered"]["new"] or 1
+    print("\nthe funnel (leadloop report funnel):")
+    print(f"  {'stage':<10} {'leads':>6} {'of all':>8} {'from the stage before':>22} {'median days':>12}")
+    print(f"  {'new':<10} {entered['new']:>6} {'100.0 %':>8}")
+    for step in STEPS:
+        name = pair_name(step)
+        converted, median = row["converted"][name], row["median_days"][name]
+        step_share = "-" if converted is None else f"{converted * 100:.1f} %"
+        print(f"  {step[1]:<10} {entered[step[1]]:>6} {entered[step[1]] / leads * 100:>6.1f} % "
+              f"{step_share:>22} {'-' if median is None else f'{median:.1f}':>12}")
+    others = "  ".join(f"{stage}={entered[stage]}" for stage in ("recycled", "lost", "disqualified"))
+    print(f"  and out of the main path: {others}")
+
+
+def print_dashboard(base: str, token: str, serve: bool) -> None:
+    """Where the dashboard is, with the token this demo made for it."""
+    print(f"\nthe dashboard: {base}/dashboard/  (token {token})")
+    if serve:
+        print("serving it on the demo's data until Ctrl-C")
+    else:
+        print("it stopped with the demo: `bash run-demo.sh --serve` keeps it open after the summary")
 
 
 def print_summary(svc: Services, events: int, elapsed: float) -> None:

@@ -11,7 +11,8 @@
 - ``rollout_rules``  rescores leads scored under older rules (``integration.pipeline.rollout``);
 - ``rescore_on_time`` (cron) rescores leads whose verdict changes with time alone
   (``integration.pipeline.on_time``);
-- ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind.
+- ``sweep`` and ``sweep_slas`` (cron, ``cron_jobs``) re-request work a lost job left behind;
+- ``request_digest`` (cron, when a digest channel is configured) queues the weekly digest.
 
 Retries are declared where the jobs are enqueued (``integration.pipeline.queue``); a job that
 fails raises, it never returns False.
@@ -212,8 +213,28 @@ def sweep_slas() -> dict[str, int]:
     return {"due": len(due)}
 
 
+#: The weekly digest's job, named (``integration.reports`` is a room above this one).
+DIGEST_JOB = "integration.reports.digest.send_weekly_digest"
+#: How often the cron asks for the weekly digest; it goes out once per week and channel, at the
+#: first ask after the week ended (Monday 00:00 UTC).
+DIGEST_ASK_SECONDS = 3600
+#: The digest computes eight reports (two weeks): minutes on a store of millions of events.
+DIGEST_TIMEOUT_SECONDS = 1800
+
+
+def request_digest() -> dict[str, int]:
+    """Cron: queue the weekly digest's job (it sends each week once: see ``DIGEST_JOB``)."""
+    services.current().queue.enqueue(DIGEST_JOB, description="weekly digest", result_ttl=86400,
+                                     job_timeout=DIGEST_TIMEOUT_SECONDS)
+    return {"requested": 1}
+
+
 def cron_jobs(config: Mapping[str, Any]) -> list[tuple[Callable[[], dict[str, int]], int]]:
     """The cron table (``leadloop cron``): job, interval in seconds. The sweeper runs every
-    ``LEADLOOP_SWEEP_SECONDS`` and re-requests work older than that."""
-    return [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS),
+    ``LEADLOOP_SWEEP_SECONDS`` and re-requests work older than that; the weekly digest is asked
+    for hourly when a channel (SMTP or Slack) is configured."""
+    jobs = [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS),
             (rescore_on_time, config["LEADLOOP_SWEEP_SECONDS"])]
+    if config.get("LEADLOOP_SMTP_URL") or config.get("LEADLOOP_SLACK_WEBHOOK_URL"):
+        jobs.append((request_digest, DIGEST_ASK_SECONDS))
+    return jobs

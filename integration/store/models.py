@@ -171,6 +171,8 @@ class Event(Base):
         UniqueConstraint("source", "event_key", name="uq_events_source_key"),
         Index("ix_events_lead_pending", "lead_id", "processed_at"),
         Index("ix_events_pending", "processed_at", "received_at"),
+        # A lead's first touch for the reports, read from the index alone (migration 0006).
+        Index("ix_events_lead_occurred", "lead_id", "occurred_at"),
     )
 
 

@@ -12,7 +12,7 @@ from flask import Flask, Response, g, request
 from integration import logs, services
 from integration.clock import Clock
 from integration.config import load_config
-from integration.web import health, metrics, openapi, receiver
+from integration.web import dashboard, health, metrics, openapi, receiver
 
 REQUEST_ID_HEADER = "X-Request-Id"
 #: A caller's request id is kept if it looks like one (a proxy's or load balancer's); else we make one.
@@ -71,4 +71,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock | None =
     receiver.init_app(app)
     metrics.init_app(app)
     openapi.init_app(app)
+    dashboard.init_app(app)
     return app

@@ -1,0 +1,119 @@
+"""``funnel``: leads entering each stage, conversion between stages and the time it took.
+
+The window selects the leads by their first touch (a cohort); their whole path to date counts.
+Per group: ``entered`` counts the leads that entered each stage (every lead enters ``new`` at its
+first touch); ``converted["from->to"]`` is the share of the leads that entered ``from`` which
+later reached ``to`` (at or after their first entry into ``from``, by any path: a lead may skip
+``nurture`` or ``accepted``); ``median_days`` and ``p90_days`` are the times from that first
+entry into ``from`` to the first entry into ``to`` after it. Stage times are the transitions'
+business times (``Transition.at``); SLA reminders (a transition to the same stage) are no entry.
+
+Two passes over the transitions, both in SQL: the first entry into each stage per lead, then per
+pair the first entry into ``to`` at or after that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from integration.reports.report import Report
+from integration.reports.sql import (
+    cohort_leads,
+    days,
+    days_between,
+    dialect,
+    percentile,
+    percentiles_sql,
+    prepare,
+    share,
+)
+from integration.reports.window import ReportQuery
+from integration.store.models import Transition
+from scoring.lifecycle_schemas import STAGES
+
+#: The stage pairs reported: the main path step by step, cumulative from new (and mql to won),
+#: then the ways out and back (recycled, lost, disqualified).
+STEPS = (("new", "nurture"), ("nurture", "mql"), ("mql", "accepted"), ("accepted", "sql"), ("sql", "won"))
+CUMULATIVE = (("new", "mql"), ("new", "accepted"), ("new", "sql"), ("new", "won"), ("mql", "won"))
+DETOURS = (("mql", "recycled"), ("recycled", "mql"), ("sql", "lost"), ("new", "disqualified"))
+PAIRS = STEPS + CUMULATIVE + DETOURS
+#: The percentiles of the time between stages.
+FRACTIONS = (0.5, 0.9)
+
+
+def pair_name(pair: tuple[str, str]) -> str:
+    """``"mql->accepted"``."""
+    return f"{pair[0]}->{pair[1]}"
+
+
+def build(session: Session, query: ReportQuery) -> Report:
+    """Return the funnel of the leads first touched in the window, one row per group."""
+    prepare(session)
+    journeys = _journeys(session, query).subquery("journeys")
+    entered = [func.count(journeys.c[f"first_{stage}"]).label(f"entered_{stage}") for stage in STAGES]
+    reached = [func.count(journeys.c[f"reach_{index}"]).label(f"reached_{index}") for index in range(len(PAIRS))]
+    postgres = dialect(session) == "postgresql"
+    spreads = [percentiles_sql(journeys.c[f"days_{index}"], FRACTIONS).label(f"spread_{index}")
+               for index in range(len(PAIRS))] if postgres else []
+    counted = session.execute(select(journeys.c.grp, *entered, *reached, *spreads)
+                              .group_by(journeys.c.grp).order_by(journeys.c.grp)).mappings().all()
+    spread_of = {row["grp"]: [row[f"spread_{index}"] for index in range(len(PAIRS))] for row in counted} \
+        if postgres else _spreads_in_python(session, journeys)
+    rows = [_row(row, spread_of.get(row["grp"])) for row in counted]
+    columns = ["group", *(f"entered.{stage}" for stage in STAGES),
+               *(f"{what}.{pair_name(pair)}" for what in ("converted", "median_days", "p90_days") for pair in PAIRS)]
+    return Report("funnel", rows, columns)
+
+
+def _journeys(session: Session, query: ReportQuery) -> Any:
+    """Per lead of the window: its group, first entry into each stage, and per pair the first
+    entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
+    cohort = cohort_leads(session, query).cte("cohort")
+    moves = (Transition.to_stage != Transition.from_stage,)
+    entries = (select(Transition.lead_id, *(func.min(case((Transition.to_stage == stage, Transition.at)))
+                                            .label(f"first_{stage}") for stage in STAGES[1:]))
+               .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
+               .group_by(Transition.lead_id).cte("entries"))
+
+    def first(stage: str) -> Any:
+        return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]
+
+    reach = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to) & (Transition.at >= first(start)),
+                                                          Transition.at))).label(f"reach_{index}")
+                                          for index, (start, to) in enumerate(PAIRS)))
+             .join(entries, entries.c.lead_id == Transition.lead_id)
+             .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
+             .group_by(Transition.lead_id).cte("reach"))
+    spans = [cast(days_between(session, reach.c[f"reach_{index}"], first(start)), Float).label(f"days_{index}")
+             for index, (start, _) in enumerate(PAIRS)]
+    return (select(cohort.c.grp, *(first(stage).label(f"first_{stage}") for stage in STAGES),
+                   *(reach.c[f"reach_{index}"] for index in range(len(PAIRS))), *spans)
+            .select_from(cohort).outerjoin(entries, entries.c.lead_id == cohort.c.lead_id)
+            .outerjoin(reach, reach.c.lead_id == cohort.c.lead_id))
+
+
+def _spreads_in_python(session: Session, journeys: Any) -> dict[str, list[list[float | None]]]:
+    """SQLite has no percentile_cont: fetch the day counts (one column per pair) and compute them."""
+    values: dict[str, list[list[float]]] = {}
+    spans = [journeys.c[f"days_{index}"] for index in range(len(PAIRS))]
+    for grp, *found in session.execute(select(journeys.c.grp, *spans)):
+        per_pair = values.setdefault(grp, [[] for _ in PAIRS])
+        for index, value in enumerate(found):
+            if value is not None:
+                per_pair[index].append(float(value))
+    return {grp: [[percentile(pair, fraction) for fraction in FRACTIONS] for pair in per_pair]
+            for grp, per_pair in values.items()}
+
+
+def _row(row: Any, spreads: list[Any] | None) -> dict[str, Any]:
+    spreads = spreads or [None] * len(PAIRS)
+    entered = {stage: int(row[f"entered_{stage}"]) for stage in STAGES}
+    converted, median, p90 = {}, {}, {}
+    for index, pair in enumerate(PAIRS):
+        name, spread = pair_name(pair), spreads[index] or [None, None]
+        converted[name] = share(row[f"reached_{index}"], entered[pair[0]])
+        median[name], p90[name] = days(spread[0]), days(spread[1])
+    return {"group": row["grp"], "entered": entered, "converted": converted, "median_days": median, "p90_days": p90}
