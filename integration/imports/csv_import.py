@@ -201,7 +201,7 @@ def import_csv(svc: Services, leads_path: Path, mapping: Mapping, mapping_text: 
 
                 _phase(session, progress, "activities", activities_file, read_activity, activities_batch,
                        batch_rows, now, bad, progress_to, after_batch)
-            _score(session, svc, progress, batch_rows, now, progress_to, after_batch)
+            _score(session, svc, progress, batch_rows, now, progress_to, after_batch, activities_file is not None)
             finish(session, progress, svc.now())
             report.counts = dict(progress.counts or {})
             return report
@@ -235,12 +235,12 @@ def _phase(session: Any, progress: ImportProgress, phase: str, file: CsvFile, re
 
 
 def _score(session: Any, svc: Services, progress: ImportProgress, batch_rows: int, now: datetime,
-           progress_to: ProgressCallback, after_batch: Callable[[str], None]) -> None:
+           progress_to: ProgressCallback, after_batch: Callable[[str], None], with_activity: bool) -> None:
     """Score the import's new leads once, quietly, a batch per transaction."""
     after_id = int((progress.position or {}).get("scored", 0))
     done, total = 0, count_unscored(session, progress.crm, after_id)
     while leads := unscored_leads(session, progress.crm, after_id, batch_rows):
-        scored = score_quietly(session, svc, leads, now)
+        scored = score_quietly(session, svc, leads, now, with_activity=with_activity)
         after_id = leads[-1].id
         advance(progress, "scored", after_id, now, scored=scored)
         session.commit()
