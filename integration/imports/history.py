@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -27,9 +28,11 @@ from sqlalchemy.orm import Session
 
 from integration.pipeline.processing import ScoringInputs, score_now
 from integration.services import Services
-from integration.store.models import Event, Lead, ScoreRecord, Transition
+from integration.store.models import Deal, DealLead, Event, Lead, ScoreRecord, Transition
 from scoring import LeadProfile, Signal
 from scoring.lifecycle import TERMINAL_STAGES
+from scoring.lifecycle_outcomes import DealStage, deal_outcome
+from scoring.lifecycle_rules import LifecycleRules
 
 #: The transitions' cause, and the score records' (``leadloop lead show`` tells them apart).
 CAUSE = "import"
@@ -148,6 +151,36 @@ def store_leads(session: Session, crm: str, source: str, leads: Sequence[Importe
     if transitions:
         session.connection().execute(insert(Transition.__table__), transitions)
     return Stored(leads=len(created_ids), events=len(events), transitions=len(transitions))
+
+
+def store_deals(session: Session, crm: str, deals_by_lead: dict[str, list[dict[str, Any]]], rules: LifecycleRules,
+                now: datetime) -> int:
+    """Store the leads' deals (``deal_change`` properties with an ``id``) not stored yet, linked to their
+    leads, each with its outcome by the rules' ``outcomes``; return how many deals were new. Deals
+    already stored keep their state. Does not commit."""
+    leads = lead_ids(session, crm, (crm_id for crm_id, deals in deals_by_lead.items() if deals))
+    rows: dict[str, dict[str, Any]] = {}
+    for deal in (deal for crm_id in leads for deal in deals_by_lead[crm_id]):
+        rows.setdefault(str(deal["id"]), {
+            "crm": crm, "crm_id": str(deal["id"]), "pipeline": deal.get("pipeline"), "stage": deal.get("stage"),
+            "is_closed": deal.get("is_closed"), "is_won": deal.get("is_won"),
+            "amount": Decimal(deal["amount"]) if deal.get("amount") else None, "currency": deal.get("currency"),
+            "created_at": _moment(deal.get("created_at")), "closed_at": _moment(deal.get("closed_at")),
+            "outcome": deal_outcome(crm, DealStage(deal.get("pipeline"), deal.get("stage"), deal.get("is_closed"),
+                                                   deal.get("is_won")), rules),
+            "field_times": {}, "updated_at": now,
+        })
+    new = insert_ignoring_duplicates(session, Deal, list(rows.values()), ("crm", "crm_id"), ("id", "crm_id"))
+    ids = {crm_id: deal_id for deal_id, crm_id in new}
+    links = [{"deal_id": ids[str(deal["id"])], "lead_id": lead_id,
+              "linked_at": _moment(deal.get("created_at")) or now}
+             for crm_id, lead_id in leads.items() for deal in deals_by_lead[crm_id] if str(deal["id"]) in ids]
+    insert_ignoring_duplicates(session, DealLead, links, ("deal_id", "lead_id"))
+    return len(ids)
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def activity_key(activity: ImportedActivity) -> str:
