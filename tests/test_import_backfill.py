@@ -166,17 +166,22 @@ def salesforce_api(svc):
             return 200, {}, json.dumps(fixture("salesforce", "opportunities"))
         return 200, {"Sforce-Limit-Info": "api-usage=18/5000"}, json.dumps(fixture("salesforce", "leads_page_1"))
 
+    answers = ["limit"]  # the next page is refused once: the org's daily API limit
+
     def next_page(request):
-        if not limited:  # the org's daily API limit, once
+        answer = answers.pop(0) if answers else "page"
+        if answer == "limit":
             limited.append(request)
             return 403, {}, json.dumps(errors["403_REQUEST_LIMIT_EXCEEDED"])
+        if answer == "expired":
+            return 400, {}, json.dumps([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
         return 200, {}, json.dumps(fixture("salesforce", "leads_page_2"))
 
     with responses.RequestsMock() as mock:
         mock.post(LOGIN, json={"access_token": "00Dxx!one", "instance_url": INSTANCE})
         mock.add_callback(responses.GET, QUERY, callback=query)
         mock.add_callback(responses.GET, f"{QUERY}/01gRO0000016PIAYA2-2", callback=next_page)
-        mock.limited = limited
+        mock.limited, mock.answers = limited, answers
         yield mock
 
 
@@ -211,6 +216,21 @@ def test_a_salesforce_backfill_follows_next_records_url_with_status_history_and_
         deal = session.scalars(select(Deal)).one()
         assert (deal.outcome, str(deal.amount), deal.closed_at) == ("won", "48000.00", at("2026-10-20T00:00:00+00:00"))
     assert done.counts["pages"] == 2
+
+
+def test_an_expired_salesforce_cursor_starts_the_backfill_over_without_duplicates(svc, salesforce_api):
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt  # killed while waiting out the API limit on page 2
+
+    with pytest.raises(KeyboardInterrupt):
+        backfill(svc, "salesforce", None, sleep=interrupt)
+    assert counts(svc)["leads"] == 2
+    salesforce_api.answers.append("expired")  # the stored nextRecordsUrl is no longer valid
+    done = backfill(svc, "salesforce", None)
+    assert done.resumed_at["cursor"] == "/services/data/v62.0/query/01gRO0000016PIAYA2-2"
+    assert counts(svc) == {"leads": 3, "events": 3, "transitions": 4, "scores": 3, "deals": 1, "deal_leads": 1,
+                           "outbox": 0}
+    assert done.counts["pages"] == 3  # page 1 twice (nothing new the second time), then page 2
 
 
 # --- the command -----------------------------------------------------------------------------

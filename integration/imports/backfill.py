@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.base import CrmRateLimited
+from connectors.base import CrmAuthError, CrmError, CrmRateLimited
 from integration.imports.history import (
     ImportedLead,
     count_unscored,
@@ -171,7 +171,7 @@ def backfill(svc: Services, crm: str, since: datetime | None, *, sleep: Callable
             return report
         position = progress.position or {}
         cursor, pages_done = position.get("cursor"), bool(position.get("pages_done"))
-        waits = 0
+        resumed_cursor, waits = cursor, 0
         while not pages_done:
             try:
                 records, next_cursor = counted_call(svc.telemetry, crm, "backfill_page",
@@ -185,6 +185,16 @@ def backfill(svc: Services, crm: str, since: datetime | None, *, sleep: Callable
                 report.waits.append(wait)
                 log.info("%s rate limit: waiting %.0f s before asking for the page again", crm, wait)
                 sleep(wait)
+                continue
+            except CrmAuthError:
+                raise
+            except CrmError as failed:
+                if cursor is None or cursor != resumed_cursor:
+                    raise
+                # A stored cursor the CRM no longer knows (an expired Salesforce query locator):
+                # start over; the leads already in are left as they are.
+                log.warning("%s refused the stored page cursor (%s): starting from the first page", crm, failed)
+                cursor = resumed_cursor = None
                 continue
             waits = 0
             leads = [imported_lead(crm, record, rules) for record in records]
