@@ -27,6 +27,7 @@ from connectors.base import CrmAuthError, CrmError, CrmRateLimited
 from integration.imports.history import (
     ImportedLead,
     count_unscored,
+    refresh_statistics,
     score_quietly,
     store_deals,
     store_leads,
@@ -208,6 +209,7 @@ def backfill(svc: Services, crm: str, since: datetime | None, *, sleep: Callable
             cursor = next_cursor
             if on_page is not None:
                 on_page(len(records))
+        refresh_statistics(session)
         after_id = int(position.get("scored", 0))
         total = count_unscored(session, crm, after_id)
         log.info("%s backfill: scoring %d leads", crm, total)

@@ -24,6 +24,7 @@ from integration.imports.history import (
     ImportedLead,
     count_unscored,
     lead_ids,
+    refresh_statistics,
     score_quietly,
     store_activities,
     store_leads,
@@ -185,6 +186,7 @@ def import_csv(svc: Services, leads_path: Path, mapping: Mapping, mapping_text: 
 
             _phase(session, progress, "leads", leads_file, mapping.read_lead, leads_batch, batch_rows, now,
                    bad, progress_to, after_batch)
+            refresh_statistics(session)
             if activities_file is not None:
                 known = svc.rules.activity_kinds
 
@@ -201,6 +203,7 @@ def import_csv(svc: Services, leads_path: Path, mapping: Mapping, mapping_text: 
 
                 _phase(session, progress, "activities", activities_file, read_activity, activities_batch,
                        batch_rows, now, bad, progress_to, after_batch)
+                refresh_statistics(session)
             _score(session, svc, progress, batch_rows, now, progress_to, after_batch, activities_file is not None)
             finish(session, progress, svc.now())
             report.counts = dict(progress.counts or {})
