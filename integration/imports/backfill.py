@@ -3,7 +3,8 @@
 The connector reads the CRM page by page (``connectors.<crm>.backfill``: plain records with their
 status history and deals); this module turns each record into an ``ImportedLead`` and stores a page
 per transaction with the import's new cursor (``integration.imports.progress``), so a rerun resumes
-after the last stored page. Then the new leads are scored once, quietly, as after a CSV import.
+after the last stored page. Each new lead is scored once, quietly, with its page, as after a CSV
+import.
 
 A record's stage changes come from its status history read through the live rules file, as the
 pipeline reads a live change: a value the ``feedback`` section maps is that disposition's stage
@@ -26,12 +27,10 @@ from typing import Any
 from connectors.base import CrmAuthError, CrmError, CrmRateLimited
 from integration.imports.history import (
     ImportedLead,
-    count_unscored,
     refresh_statistics,
     score_quietly,
     store_deals,
     store_leads,
-    unscored_leads,
 )
 from integration.imports.progress import advance, finish, start_import
 from integration.services import Services
@@ -43,8 +42,6 @@ from scoring.lifecycle_schemas import canonical_field
 
 log = logging.getLogger(__name__)
 
-#: Leads scored per transaction after the pages are in.
-SCORE_BATCH = 1000
 #: Rate-limit waits in a row before giving up (the import resumes when run again).
 MAX_WAITS = 20
 
@@ -200,24 +197,18 @@ def backfill(svc: Services, crm: str, since: datetime | None, *, sleep: Callable
             waits = 0
             leads = [imported_lead(crm, record, rules) for record in records]
             stored = store_leads(session, crm, crm, leads, now)
-            deals = store_deals(session, crm, {record.id: record.deals for record in records}, rules, now)
+            scored = score_quietly(session, svc, stored.new_leads, now, with_activity=False)
+            deals = store_deals(session, crm, {record.id: record.deals for record in records}, stored.created,
+                                rules, now)
             pages_done = next_cursor is None
             advance(progress, "cursor", next_cursor, now, rows=len(records), leads=stored.leads, events=stored.events,
-                    transitions=stored.transitions, deals=deals, pages=1)
+                    transitions=stored.transitions, deals=deals, pages=1, scored=scored)
             advance(progress, "pages_done", pages_done, now)
             session.commit()
             cursor = next_cursor
             if on_page is not None:
                 on_page(len(records))
         refresh_statistics(session)
-        after_id = int(position.get("scored", 0))
-        total = count_unscored(session, crm, after_id)
-        log.info("%s backfill: scoring %d leads", crm, total)
-        while leads_to_score := unscored_leads(session, crm, after_id, SCORE_BATCH):
-            scored = score_quietly(session, svc, leads_to_score, now, with_activity=False)
-            after_id = leads_to_score[-1].id
-            advance(progress, "scored", after_id, now, scored=scored)
-            session.commit()
         finish(session, progress, svc.now())
         report.counts = dict(progress.counts or {})
     return report

@@ -17,10 +17,10 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,11 +71,22 @@ class ImportedActivity:
 
 @dataclass
 class Stored:
-    """What one batch added."""
+    """What one batch added: counts, and the new leads as ``score_quietly`` takes them."""
 
     leads: int = 0
     events: int = 0
     transitions: int = 0
+    new_leads: list[NewLead] = field(default_factory=list)
+    #: The new leads' ids by their CRM id.
+    created: dict[str, int] = field(default_factory=dict)
+
+
+class NewLead(NamedTuple):
+    """A lead to score: its id and what its profile is made of."""
+
+    id: int
+    email: str | None
+    fields: dict[str, Any]
 
 
 def insert_ignoring_duplicates(session: Session, model: Any, rows: Sequence[dict[str, Any]],
@@ -150,15 +161,17 @@ def store_leads(session: Session, crm: str, source: str, leads: Sequence[Importe
     insert_ignoring_duplicates(session, Event, events, ("source", "event_key"))
     if transitions:
         session.connection().execute(insert(Transition.__table__), transitions)
-    return Stored(leads=len(created_ids), events=len(events), transitions=len(transitions))
+    return Stored(leads=len(created_ids), events=len(events), transitions=len(transitions),
+                  new_leads=[NewLead(lead_id, unique[crm_id].email, unique[crm_id].fields)
+                             for crm_id, lead_id in created_ids.items()], created=created_ids)
 
 
-def store_deals(session: Session, crm: str, deals_by_lead: dict[str, list[dict[str, Any]]], rules: LifecycleRules,
-                now: datetime) -> int:
-    """Store the leads' deals (``deal_change`` properties with an ``id``) not stored yet, linked to their
-    leads, each with its outcome by the rules' ``outcomes``; return how many deals were new. Deals
-    already stored keep their state. Does not commit."""
-    leads = lead_ids(session, crm, (crm_id for crm_id, deals in deals_by_lead.items() if deals))
+def store_deals(session: Session, crm: str, deals_by_lead: dict[str, list[dict[str, Any]]], leads: dict[str, int],
+                rules: LifecycleRules, now: datetime) -> int:
+    """Store the deals (``deal_change`` properties with an ``id``) of the ``leads`` (CRM id -> lead id)
+    not stored yet, linked to those leads, each with its outcome by the rules' ``outcomes``; return
+    how many deals were new. Deals already stored keep their state. Does not commit."""
+    leads = {crm_id: lead_id for crm_id, lead_id in leads.items() if deals_by_lead.get(crm_id)}
     rows: dict[str, dict[str, Any]] = {}
     for deal in (deal for crm_id in leads for deal in deals_by_lead[crm_id]):
         rows.setdefault(str(deal["id"]), {
@@ -172,11 +185,14 @@ def store_deals(session: Session, crm: str, deals_by_lead: dict[str, list[dict[s
         })
     new = insert_ignoring_duplicates(session, Deal, list(rows.values()), ("crm", "crm_id"), ("id", "crm_id"))
     ids = {crm_id: deal_id for deal_id, crm_id in new}
+    known = [crm_id for crm_id in rows if crm_id not in ids]  # stored before: linked to these new leads too
+    ids.update({crm_id: deal_id for deal_id, crm_id in session.execute(
+        select(Deal.id, Deal.crm_id).where(Deal.crm == crm, Deal.crm_id.in_(known)))} if known else {})
     links = [{"deal_id": ids[str(deal["id"])], "lead_id": lead_id,
               "linked_at": _moment(deal.get("created_at")) or now}
              for crm_id, lead_id in leads.items() for deal in deals_by_lead[crm_id] if str(deal["id"]) in ids]
     insert_ignoring_duplicates(session, DealLead, links, ("deal_id", "lead_id"))
-    return len(ids)
+    return len(new)
 
 
 def _moment(value: str | None) -> datetime | None:
