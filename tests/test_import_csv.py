@@ -248,3 +248,16 @@ def test_a_column_missing_from_the_file_is_a_setup_error(svc, environment, tmp_p
     assert main(["import", "csv", str(LEADS), "--mapping", str(mapping)]) == 2
     assert 'fields.favourite_robot: column "Favorite Robot" is not in leads.csv\'s header' in capsys.readouterr().err
     assert table_counts(svc)["leads"] == 0
+
+
+def test_the_workers_cron_finds_nothing_to_do_in_imported_history(svc):
+    from integration.pipeline.jobs import rescore_on_time, sweep, sweep_slas
+    from tests.conftest import drain
+
+    run_import(svc)
+    before_counts, before_leads = table_counts(svc), stored_leads(svc)
+    assert sweep()["leads"] == 0  # no unprocessed event
+    assert rescore_on_time() == {"due": 0, "rescored": 0, "failed": 0}  # no next review was planned
+    assert sweep_slas() == {"due": 0}
+    drain(svc)  # whatever the cron queued (a roll-out check) runs
+    assert table_counts(svc) == before_counts and stored_leads(svc) == before_leads

@@ -24,6 +24,7 @@ from integration.imports.history import (
     ImportedLead,
     count_unscored,
     lead_ids,
+    refresh_statistics,
     score_quietly,
     store_activities,
     store_leads,
@@ -179,12 +180,20 @@ def import_csv(svc: Services, leads_path: Path, mapping: Mapping, mapping_text: 
                 return report
             source = mapping.crm
 
+            # Without an activities file each batch's new leads are scored with the batch; with one,
+            # once their activity is in (a pass after the files).
+            score_with_batch = activities_file is None
+
             def leads_batch(items: list[tuple[ImportedLead, int]]) -> dict[str, int]:
                 stored = store_leads(session, mapping.crm, source, [lead for lead, _ in items], now)
-                return {"leads": stored.leads, "events": stored.events, "transitions": stored.transitions}
+                scored = score_quietly(session, svc, stored.new_leads, now, with_activity=False) \
+                    if score_with_batch else 0
+                return {"leads": stored.leads, "events": stored.events, "transitions": stored.transitions,
+                        "scored": scored}
 
             _phase(session, progress, "leads", leads_file, mapping.read_lead, leads_batch, batch_rows, now,
                    bad, progress_to, after_batch)
+            refresh_statistics(session)
             if activities_file is not None:
                 known = svc.rules.activity_kinds
 
@@ -201,7 +210,9 @@ def import_csv(svc: Services, leads_path: Path, mapping: Mapping, mapping_text: 
 
                 _phase(session, progress, "activities", activities_file, read_activity, activities_batch,
                        batch_rows, now, bad, progress_to, after_batch)
-            _score(session, svc, progress, batch_rows, now, progress_to, after_batch)
+                refresh_statistics(session)
+            if not score_with_batch:
+                _score(session, svc, progress, batch_rows, now, progress_to, after_batch)
             finish(session, progress, svc.now())
             report.counts = dict(progress.counts or {})
             return report
@@ -236,7 +247,7 @@ def _phase(session: Any, progress: ImportProgress, phase: str, file: CsvFile, re
 
 def _score(session: Any, svc: Services, progress: ImportProgress, batch_rows: int, now: datetime,
            progress_to: ProgressCallback, after_batch: Callable[[str], None]) -> None:
-    """Score the import's new leads once, quietly, a batch per transaction."""
+    """Score the import's new leads once, quietly, with their activity, a batch per transaction."""
     after_id = int((progress.position or {}).get("scored", 0))
     done, total = 0, count_unscored(session, progress.crm, after_id)
     while leads := unscored_leads(session, progress.crm, after_id, batch_rows):
