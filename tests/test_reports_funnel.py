@@ -104,3 +104,18 @@ def test_table_rows_flatten_the_json_and_unknown_dimensions_are_refused(history)
     assert len(flat) == len(report.columns)
     with pytest.raises(ValueError, match="cohort, source, campaign, band, owner, team"):
         ReportQuery(by="colour")
+
+
+def test_a_lead_that_entered_a_stage_three_times_is_timed_from_the_right_entry(session):  # noqa: F811
+    """eve: mql 03-02, recycled 03-03, nurture 03-03, mql 03-10, recycled 03-11, nurture 03-11, mql 03-20."""
+    write = History(session)
+    eve = write.lead(at("03-01"))
+    write.event(eve, "page_view", at("03-01"))
+    write.move(eve, "new mql recycled nurture mql recycled nurture mql", at("03-02"), at("03-03"), at("03-03"),
+               at("03-10"), at("03-11"), at("03-11"), at("03-20"))
+    session.commit()
+    [row] = build(session, ReportQuery()).rows
+    assert row["entered"]["mql"] == 1 and row["converted"]["recycled->mql"] == 1.0
+    assert row["median_days"]["recycled->mql"] == 7.0  # 03-03 to the second MQL, not the first or the third
+    assert row["median_days"]["nurture->mql"] == 7.0
+    assert row["median_days"]["mql->recycled"] == 1.0 and row["median_days"]["new->mql"] == 1.0

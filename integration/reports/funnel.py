@@ -8,15 +8,15 @@ later reached ``to`` (at or after their first entry into ``from``, by any path: 
 entry into ``from`` to the first entry into ``to`` after it. Stage times are the transitions'
 business times (``Transition.at``); SLA reminders (a transition to the same stage) are no entry.
 
-Two passes over the transitions, both in SQL: the first entry into each stage per lead, then per
-pair the first entry into ``to`` at or after that.
+In SQL, one pass over the transitions: per lead and stage the first and last entry and how many
+(a second look only for the few leads that entered a stage three times or more).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from integration.reports.report import Report
@@ -73,26 +73,41 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
     cohort = cohort_leads(session, query).cte("cohort")
     moves = (Transition.to_stage != Transition.from_stage,)
-    entries = (select(Transition.lead_id, *(func.min(case((Transition.to_stage == stage, Transition.at)))
-                                            .label(f"first_{stage}") for stage in STAGES[1:]))
+    into = {stage: Transition.to_stage == stage for stage in STAGES[1:]}
+    entries = (select(Transition.lead_id,
+                      *(func.min(case((hit, Transition.at))).label(f"first_{stage}") for stage, hit in into.items()),
+                      *(func.max(case((hit, Transition.at))).label(f"last_{stage}") for stage, hit in into.items()),
+                      *(func.sum(case((hit, 1), else_=0)).label(f"times_{stage}") for stage, hit in into.items()))
                .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
                .group_by(Transition.lead_id).cte("entries"))
 
     def first(stage: str) -> Any:
         return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]
 
-    reach = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to) & (Transition.at >= first(start)),
-                                                          Transition.at))).label(f"reach_{index}")
-                                          for index, (start, to) in enumerate(PAIRS)))
-             .join(entries, entries.c.lead_id == Transition.lead_id)
-             .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
-             .group_by(Transition.lead_id).cte("reach"))
-    spans = [cast(days_between(session, reach.c[f"reach_{index}"], first(start)), Float).label(f"days_{index}")
+    # The first entry into `to` at or after `from`'s is the first entry into `to` when that came
+    # later, else the last one when there were two; only leads that entered a stage three times or
+    # more need a second look at their transitions (few: each recycle is one more entry).
+    again = or_(*(entries.c[f"times_{stage}"] > 2 for stage in STAGES[1:]))
+    rare = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to) & (Transition.at >= first(start)),
+                                                         Transition.at))).label(f"reach_{index}")
+                                         for index, (start, to) in enumerate(PAIRS)))
+            .join(entries, entries.c.lead_id == Transition.lead_id)
+            .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves, again)
+            .group_by(Transition.lead_id).cte("rare_reach"))
+
+    def reach(index: int, start: str, to: str) -> Any:
+        since, first_to, last_to = first(start), entries.c[f"first_{to}"], entries.c[f"last_{to}"]
+        return case((first_to >= since, first_to),
+                    (and_(last_to >= since, entries.c[f"times_{to}"] == 2), last_to),
+                    (last_to >= since, rare.c[f"reach_{index}"]))
+
+    reached = [reach(index, start, to) for index, (start, to) in enumerate(PAIRS)]
+    spans = [cast(days_between(session, reached[index], first(start)), Float).label(f"days_{index}")
              for index, (start, _) in enumerate(PAIRS)]
     return (select(cohort.c.grp, *(first(stage).label(f"first_{stage}") for stage in STAGES),
-                   *(reach.c[f"reach_{index}"] for index in range(len(PAIRS))), *spans)
+                   *(value.label(f"reach_{index}") for index, value in enumerate(reached)), *spans)
             .select_from(cohort).outerjoin(entries, entries.c.lead_id == cohort.c.lead_id)
-            .outerjoin(reach, reach.c.lead_id == cohort.c.lead_id))
+            .outerjoin(rare, rare.c.lead_id == cohort.c.lead_id))
 
 
 def _spreads_in_python(session: Session, journeys: Any) -> dict[str, list[list[float | None]]]:
