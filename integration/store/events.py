@@ -2,8 +2,9 @@
 
 ``store_events`` is the whole durability guarantee: the receiver answers 2xx only after the
 transaction it runs in has committed. Redeliveries are absorbed by the (source, event_key)
-unique constraint; a concurrent duplicate surfaces as an IntegrityError and the caller retries
-the transaction, which then sees the stored copy.
+unique constraint (``ON CONFLICT DO NOTHING``: a concurrent duplicate waits for the first
+copy's transaction and is then absorbed too); two concurrent requests creating the same lead
+surface as an IntegrityError and the caller retries the transaction, which then sees the lead.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.events import LeadEvent
@@ -87,32 +90,90 @@ def resolve_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, 
     return {key: follow(lead) for key, lead in found.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class LeadRef:
+    """What intake needs of a stored lead."""
+
+    COLUMNS = (Lead.id, Lead.crm, Lead.crm_id, Lead.email, Lead.merged_into_id, Lead.erased_at)
+
+    id: int
+    crm: str | None
+    crm_id: str | None
+    email: str | None
+    merged_into_id: int | None
+    erased_at: datetime | None
+
+
+def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, LeadRef]:
+    """Return the lead of every event identity whose lead exists and needs no change, in one query.
+
+    Reads only: identities that would create a lead or have a CRM record claim a web-only lead
+    are left out (``resolve_leads`` does that, for fresh events only, once they are stored).
+    """
+    crm_keys = {(e.crm, e.crm_id) for e in events if e.crm and e.crm_id}
+    emails = {e.email for e in events if e.email}
+    if not crm_keys and not emails:
+        return {}
+    conditions = []
+    if crm_keys:
+        conditions.append(tuple_(Lead.crm, Lead.crm_id).in_(crm_keys))
+    if emails:
+        conditions.append(Lead.email.in_(emails))
+    rows = session.execute(select(*LeadRef.COLUMNS).where(or_(*conditions)).order_by(Lead.id)).all()
+    by_crm, by_email = {}, {}
+    for row in rows:
+        ref = LeadRef(*row)
+        if ref.crm is not None and (ref.crm, ref.crm_id) in crm_keys:
+            by_crm[(ref.crm, ref.crm_id)] = ref
+        if ref.email in emails:
+            by_email.setdefault(ref.email, []).append(ref)
+    found: dict[tuple, LeadRef] = {}
+    for event in events:
+        key = _identity(event)
+        if key in found:
+            continue
+        if key[0] == "crm":
+            if (event.crm, event.crm_id) in by_crm:
+                found[key] = by_crm[(event.crm, event.crm_id)]
+            continue
+        candidates = [ref for ref in by_email.get(event.email or "", []) if ref.merged_into_id is None]
+        if candidates:
+            found[key] = next((ref for ref in reversed(candidates) if ref.crm is not None), candidates[0])
+    merged = {ref.merged_into_id for ref in found.values() if ref.merged_into_id is not None}
+    if merged:  # a merged-away lead's identity: its survivor (rare; as resolve_leads follows)
+        survivors = {ref.id: ref for ref in (LeadRef(*row) for row in session.execute(
+            select(*LeadRef.COLUMNS).where(Lead.id.in_(merged))))}
+        found = {key: survivors.get(ref.merged_into_id, ref) if ref.merged_into_id else ref
+                 for key, ref in found.items()}
+        if any(ref.merged_into_id is not None for ref in found.values()):  # merged twice: the long way
+            found = {key: ref for key, ref in found.items() if ref.merged_into_id is None}
+    return found
+
+
 def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime) -> StoreResult:
     """Insert the events not stored before; return counts and the leads touched.
 
-    Does not commit: the caller commits, then acknowledges. Raises IntegrityError when a
-    concurrent request stored the same event first (retry the transaction).
+    Few round trips, as intake runs once per webhook: one query finds the known leads, one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` stores what is new and says which events
+    were (a redelivery, also a concurrent one, is absorbed by the unique constraint). Only
+    events of people not known yet cost one more query, to create (or claim) their lead only
+    when the event is new. Does not commit: the caller commits, then acknowledges. Raises
+    IntegrityError when a concurrent request created the same lead first (retry the transaction).
     """
     unique: dict[tuple[str, str], LeadEvent] = {}
     for event in events:
         unique.setdefault((event.source, event.event_key), event)
-    in_batch_duplicates = len(events) - len(unique)
-    existing: set[tuple[str, str]] = set()
-    keys = list(unique)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        existing.update((source, key) for source, key in session.execute(
-            select(Event.source, Event.event_key).where(tuple_(Event.source, Event.event_key).in_(chunk))
-        ))
-    fresh = [event for key, event in unique.items() if key not in existing]
-    if not fresh:
-        return StoreResult(0, len(events), 0, frozenset())
     # Ignored events (a company change) are kept for audit but create no lead; record events (a
     # deal, a rep activity) wait, unprocessed and without a lead, until the pipeline resolves the
     # people they concern (``integration.pipeline.records``).
-    leads = resolve_leads(session, [event for event in fresh if _about_a_lead(event)])
+    about = [event for event in unique.values() if _about_a_lead(event)]
+    leads: dict[tuple, LeadRef | Lead] = dict(_known_leads(session, about))
+    newcomers = [event for event in about if _identity(event) not in leads]
+    if newcomers:  # create (or claim) the lead of a new person only for an event never stored
+        stored = _stored_keys(session, [(event.source, event.event_key) for event in newcomers])
+        leads.update(resolve_leads(session, [e for e in newcomers if (e.source, e.event_key) not in stored]))
     rows = []
-    for event in fresh:
+    for event in unique.values():
         lead = leads.get(_identity(event)) if _about_a_lead(event) else None
         erased = lead is not None and lead.erased_at is not None
         waiting = event.record_id is not None
@@ -126,14 +187,34 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
             "raw": None if erased else event.raw,
             "processed_at": received_at if (lead is None and not waiting) or erased else None,
         })
-    session.execute(insert(Event), rows)
+    fresh_keys: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), 500):
+        fresh_keys.update((source, key) for source, key in session.execute(
+            _insert_new(session).returning(Event.source, Event.event_key), rows[start:start + 500]))
+    fresh = [row for row in rows if (row["source"], row["event_key"]) in fresh_keys]
     return StoreResult(
         accepted=len(fresh),
-        duplicates=in_batch_duplicates + len(existing),
-        ignored=sum(1 for row in rows if row["lead_id"] is None and row["record_id"] is None),
-        lead_ids=frozenset(row["lead_id"] for row in rows if row["lead_id"] and row["processed_at"] is None),
-        record_crms=frozenset(event.source for event in fresh if event.record_id is not None),
+        duplicates=len(events) - len(fresh),
+        ignored=sum(1 for row in fresh if row["lead_id"] is None and row["record_id"] is None),
+        lead_ids=frozenset(row["lead_id"] for row in fresh if row["lead_id"] and row["processed_at"] is None),
+        record_crms=frozenset(row["source"] for row in fresh if row["record_id"] is not None),
     )
+
+
+def _stored_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (source, event_key) pairs among ``keys`` already stored."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 500):
+        found.update((source, key) for source, key in session.execute(
+            select(Event.source, Event.event_key)
+            .where(tuple_(Event.source, Event.event_key).in_(keys[start:start + 500]))))
+    return found
+
+
+def _insert_new(session: Session) -> Any:
+    """``INSERT INTO events ... ON CONFLICT (source, event_key) DO NOTHING`` in the session's dialect."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(Event).on_conflict_do_nothing(index_elements=["source", "event_key"])
 
 
 def _about_a_lead(event: LeadEvent) -> bool:
