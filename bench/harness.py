@@ -188,7 +188,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 # --- load: single-event signed requests from several processes -------------------------------
 
-def _load_process(base: str, tag: str, leads: int, seconds: float, threads: int, out: multiprocessing.Queue) -> None:
+def _load_process(base: str, tag: str, leads: int, seconds: float, threads: int, offset: int,
+                  out: multiprocessing.Queue) -> None:
     host, port = base.removeprefix("http://").split(":")
     counts = {"ok": 0, "failed": 0}
     lock = threading.Lock()
@@ -197,7 +198,8 @@ def _load_process(base: str, tag: str, leads: int, seconds: float, threads: int,
 
     def run(thread: int) -> None:
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        i, ok, failed = 0, 0, 0
+        # Each connection starts at another lead, so concurrent requests are for different people.
+        i, ok, failed = offset + thread * 997, 0, 0
         while time.monotonic() < deadline:
             body = json.dumps([make_event(i, leads, f"{tag}-{thread}", now)]).encode()
             i += 1
@@ -230,7 +232,8 @@ def hammer(base: str, tag: str, *, seconds: float, processes: int = 2, threads: 
     """Post single-event signed requests for ``seconds`` from ``processes`` x ``threads``
     keep-alive connections; return (2xx responses per second, other answers)."""
     out: multiprocessing.Queue = multiprocessing.Queue()
-    jobs = [multiprocessing.Process(target=_load_process, args=(base, f"{tag}-{n}", leads, seconds, threads, out))
+    jobs = [multiprocessing.Process(target=_load_process,
+                                    args=(base, f"{tag}-{n}", leads, seconds, threads, n * 4999, out))
             for n in range(processes)]
     for job in jobs:
         job.start()

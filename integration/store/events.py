@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import bindparam, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -104,6 +103,13 @@ class LeadRef:
     erased_at: datetime | None
 
 
+#: Built once (intake runs it per request): the leads with these CRM records or addresses.
+_KNOWN_LEADS = (select(*LeadRef.COLUMNS)
+                .where(or_(tuple_(Lead.crm, Lead.crm_id).in_(bindparam("crm_keys", expanding=True)),
+                           Lead.email.in_(bindparam("emails", expanding=True))))
+                .order_by(Lead.id))
+
+
 def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, LeadRef]:
     """Return the lead of every event identity whose lead exists and needs no change, in one query.
 
@@ -114,12 +120,7 @@ def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, L
     emails = {e.email for e in events if e.email}
     if not crm_keys and not emails:
         return {}
-    conditions = []
-    if crm_keys:
-        conditions.append(tuple_(Lead.crm, Lead.crm_id).in_(crm_keys))
-    if emails:
-        conditions.append(Lead.email.in_(emails))
-    rows = session.execute(select(*LeadRef.COLUMNS).where(or_(*conditions)).order_by(Lead.id)).all()
+    rows = session.execute(_KNOWN_LEADS, {"crm_keys": sorted(crm_keys), "emails": sorted(emails)}).all()
     by_crm, by_email = {}, {}
     for row in rows:
         ref = LeadRef(*row)
@@ -150,7 +151,8 @@ def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, L
     return found
 
 
-def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime) -> StoreResult:
+def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime, *,
+                 known_only: bool = False) -> StoreResult | None:
     """Insert the events not stored before; return counts and the leads touched.
 
     Few round trips, as intake runs once per webhook: one query finds the known leads, one
@@ -159,6 +161,10 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
     events of people not known yet cost one more query, to create (or claim) their lead only
     when the event is new. Does not commit: the caller commits, then acknowledges. Raises
     IntegrityError when a concurrent request created the same lead first (retry the transaction).
+
+    ``known_only``: store nothing and return None when an event's lead is not known yet, so a
+    session in which each statement commits on its own stores all or nothing (its one write is
+    the INSERT); the caller then stores them in a transaction.
     """
     unique: dict[tuple[str, str], LeadEvent] = {}
     for event in events:
@@ -169,6 +175,8 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
     about = [event for event in unique.values() if _about_a_lead(event)]
     leads: dict[tuple, LeadRef | Lead] = dict(_known_leads(session, about))
     newcomers = [event for event in about if _identity(event) not in leads]
+    if newcomers and known_only:
+        return None
     if newcomers:  # create (or claim) the lead of a new person only for an event never stored
         stored = _stored_keys(session, [(event.source, event.event_key) for event in newcomers])
         leads.update(resolve_leads(session, [e for e in newcomers if (e.source, e.event_key) not in stored]))
@@ -188,9 +196,9 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
             "processed_at": received_at if (lead is None and not waiting) or erased else None,
         })
     fresh_keys: set[tuple[str, str]] = set()
+    insert_new, connection = _INSERT_NEW[session.bind.dialect.name], session.connection()
     for start in range(0, len(rows), 500):
-        fresh_keys.update((source, key) for source, key in session.execute(
-            _insert_new(session).returning(Event.source, Event.event_key), rows[start:start + 500]))
+        fresh_keys.update((source, key) for source, key in connection.execute(insert_new, rows[start:start + 500]))
     fresh = [row for row in rows if (row["source"], row["event_key"]) in fresh_keys]
     return StoreResult(
         accepted=len(fresh),
@@ -211,10 +219,12 @@ def _stored_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str
     return found
 
 
-def _insert_new(session: Session) -> Any:
-    """``INSERT INTO events ... ON CONFLICT (source, event_key) DO NOTHING`` in the session's dialect."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(Event).on_conflict_do_nothing(index_elements=["source", "event_key"])
+#: ``INSERT INTO events ... ON CONFLICT (source, event_key) DO NOTHING RETURNING source, event_key``,
+#: by dialect: what is new is stored, a redelivery is absorbed, and the answer says which were new.
+_INSERT_NEW = {dialect.dialect.name: dialect.insert(Event.__table__)
+               .on_conflict_do_nothing(index_elements=["source", "event_key"])
+               .returning(Event.__table__.c.source, Event.__table__.c.event_key)
+               for dialect in (postgresql, sqlite)}
 
 
 def _about_a_lead(event: LeadEvent) -> bool:
