@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select, tuple_
+from sqlalchemy import Select, String, and_, any_, bindparam, column, func, or_, select, tuple_, union
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from connectors.events import LeadEvent
@@ -103,11 +105,24 @@ class LeadRef:
     erased_at: datetime | None
 
 
-#: Built once (intake runs it per request): the leads with these CRM records or addresses.
-_KNOWN_LEADS = (select(*LeadRef.COLUMNS)
-                .where(or_(tuple_(Lead.crm, Lead.crm_id).in_(bindparam("crm_keys", expanding=True)),
-                           Lead.email.in_(bindparam("emails", expanding=True))))
-                .order_by(Lead.id))
+def _known_leads_statements() -> dict[str, Select[Any]]:
+    """The leads with these CRM records or addresses, by dialect; built once (intake runs it per
+    request). PostgreSQL takes the keys as three arrays (three parameters, whatever the number of
+    events: the driver prepares a statement with thousands of parameters slowly); SQLite, as lists."""
+    keys = func.unnest(bindparam("crms", type_=ARRAY(String)), bindparam("crm_ids", type_=ARRAY(String))) \
+        .table_valued("crm", "crm_id").render_derived()
+    by_record = select(Lead.id).join(keys, and_(Lead.crm == keys.c.crm, Lead.crm_id == keys.c.crm_id))
+    by_email = select(Lead.id).where(Lead.email == any_(bindparam("emails", type_=ARRAY(String))))
+    return {
+        "postgresql": select(*LeadRef.COLUMNS).where(Lead.id.in_(union(by_record, by_email))).order_by(Lead.id),
+        "sqlite": select(*LeadRef.COLUMNS)
+        .where(or_(tuple_(Lead.crm, Lead.crm_id).in_(bindparam("crm_keys", expanding=True)),
+                   Lead.email.in_(bindparam("emails", expanding=True))))
+        .order_by(Lead.id),
+    }
+
+
+_KNOWN_LEADS = _known_leads_statements()
 
 
 def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, LeadRef]:
@@ -120,7 +135,13 @@ def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, L
     emails = {e.email for e in events if e.email}
     if not crm_keys and not emails:
         return {}
-    rows = session.execute(_KNOWN_LEADS, {"crm_keys": sorted(crm_keys), "emails": sorted(emails)}).all()
+    if session.bind.dialect.name == "postgresql":
+        ordered = sorted(crm_keys)
+        params: dict[str, Any] = {"crms": [crm for crm, _ in ordered], "crm_ids": [crm_id for _, crm_id in ordered],
+                                  "emails": sorted(emails)}
+    else:
+        params = {"crm_keys": sorted(crm_keys), "emails": sorted(emails)}
+    rows = session.execute(_KNOWN_LEADS[session.bind.dialect.name], params).all()
     by_crm, by_email = {}, {}
     for row in rows:
         ref = LeadRef(*row)
@@ -196,9 +217,14 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
             "processed_at": received_at if (lead is None and not waiting) or erased else None,
         })
     fresh_keys: set[tuple[str, str]] = set()
-    insert_new, connection = _INSERT_NEW[session.bind.dialect.name], session.connection()
-    for start in range(0, len(rows), 500):
-        fresh_keys.update((source, key) for source, key in connection.execute(insert_new, rows[start:start + 500]))
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        fresh_keys.update((source, key) for source, key in connection.execute(
+            _INSERT_NEW_PG, {"rows": [_json_row(row) for row in rows]}))
+    else:
+        for start in range(0, len(rows), 500):
+            fresh_keys.update((source, key) for source, key in connection.execute(_INSERT_NEW_SQLITE,
+                                                                                  rows[start:start + 500]))
     fresh = [row for row in rows if (row["source"], row["event_key"]) in fresh_keys]
     return StoreResult(
         accepted=len(fresh),
@@ -219,12 +245,32 @@ def _stored_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str
     return found
 
 
-#: ``INSERT INTO events ... ON CONFLICT (source, event_key) DO NOTHING RETURNING source, event_key``,
-#: by dialect: what is new is stored, a redelivery is absorbed, and the answer says which were new.
-_INSERT_NEW = {dialect.dialect.name: dialect.insert(Event.__table__)
-               .on_conflict_do_nothing(index_elements=["source", "event_key"])
-               .returning(Event.__table__.c.source, Event.__table__.c.event_key)
-               for dialect in (postgresql, sqlite)}
+#: The columns intake fills.
+_EVENT_COLUMNS = ("source", "event_key", "lead_id", "record_id", "kind", "occurred_at", "received_at", "fields",
+                  "properties", "raw", "processed_at")
+
+
+def _insert_new_pg() -> Any:
+    """``INSERT INTO events ... SELECT ... FROM jsonb_to_recordset(:rows) ON CONFLICT (source, event_key)
+    DO NOTHING RETURNING source, event_key``: what is new is stored, a redelivery is absorbed, the
+    answer says which were new; the rows travel as one JSON parameter (see ``_known_leads_statements``)."""
+    table = Event.__table__
+    rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)) \
+        .table_valued(*(column(name, table.c[name].type) for name in _EVENT_COLUMNS)).render_derived(with_types=True)
+    return (postgresql.insert(table).from_select(_EVENT_COLUMNS, select(*(rows.c[name] for name in _EVENT_COLUMNS)))
+            .on_conflict_do_nothing(index_elements=["source", "event_key"])
+            .returning(table.c.source, table.c.event_key))
+
+
+_INSERT_NEW_PG = _insert_new_pg()
+#: The same on SQLite, one row per parameter set.
+_INSERT_NEW_SQLITE = (sqlite.insert(Event.__table__).on_conflict_do_nothing(index_elements=["source", "event_key"])
+                      .returning(Event.__table__.c.source, Event.__table__.c.event_key))
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An event row as JSON: times as ISO-8601 with their offset."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value for name, value in row.items()}
 
 
 def _about_a_lead(event: LeadEvent) -> bool:

@@ -140,7 +140,7 @@ def receive(endpoint: Endpoint, **path_params: str) -> Response:
         log.warning("webhook %s: unparseable payload (%s)", endpoint.name, type(exc).__name__)
         what = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
         return refuse(400, f"malformed payload ({what})")
-    problems = batch_problems(events)
+    problems = [] if endpoint.checks_storable else batch_problems(events)
     if problems:
         shown = problems[:MAX_REASONS] + ([f"... and {len(problems) - MAX_REASONS} more"]
                                           if len(problems) > MAX_REASONS else [])
