@@ -192,6 +192,12 @@ def may_move_forward(stage: str, target: str) -> bool:
     return stage not in TERMINAL_STAGES and STAGE_RANK[target] > STAGE_RANK[stage]
 
 
+def score_may_move(stage: str) -> bool:
+    """Whether a score can change anything for a lead in ``stage`` (``decide``): not once sales
+    owns the lead or it is disqualified (an expired cooldown needs the recycled stage)."""
+    return stage not in SALES_STAGES and stage != "disqualified"
+
+
 def crm_fields_for(crm: str | None, stage: str, rules: LifecycleRules) -> dict[str, str]:
     """Return the CRM fields to write for a stage (``crm_stages``); empty if none are mapped."""
     return dict(rules.crm_stages.get(crm or "", {}).get(stage, {}))

@@ -153,7 +153,8 @@ def test_lead_show_text_keeps_every_fact_in_readable_form(two_leads, config):
     assert re.search(r"\n  \d{4}-\d\d-\d\d \d\d:\d\d  shadow  - +Call Ada Lovelace now", text)
     timeline = text.split("timeline:\n", 1)[1].splitlines()
     assert timeline[0].split() == ["WHEN", "WHAT", "DETAIL"]
-    assert [line[20:29].strip() for line in timeline[1:]] == ["event"] * 3 + ["score", "stage", "crm-write",
+    # The stage change at its business time (the last event's), the score recorded as of processing.
+    assert [line[20:29].strip() for line in timeline[1:]] == ["event"] * 3 + ["stage", "score", "crm-write",
                                                                               "crm-write"]
     assert all(re.match(r"  \d{4}-\d\d-\d\d \d\d:\d\d  \S", line) for line in timeline[1:])
     assert "web/content_download coverage-map" in text
@@ -183,7 +184,7 @@ def test_lead_show_json_is_one_object_with_the_whole_story(two_leads, config):
         ("form_submit", None, None, "demo-request"), ("contact_request", None, "https://acme.example/contact", None),
         ("content_download", "coverage-map", None, None)]
     assert all(datetime.fromisoformat(a["occurred_at"]).tzinfo for a in lead["activities"])
-    assert [entry["what"] for entry in lead["timeline"]] == ["event"] * 3 + ["score", "stage"] + ["crm-write"] * 2
+    assert [entry["what"] for entry in lead["timeline"]] == ["event"] * 3 + ["stage", "score"] + ["crm-write"] * 2
     assert all(datetime.fromisoformat(entry["at"]).tzinfo for entry in lead["timeline"])
     assert lead["timeline"][2]["text"] == "web/content_download coverage-map"
     assert run(config, "lead", "show", "hubspot:404", "--json").stdout == b""

@@ -126,10 +126,12 @@ def test_trial_signup_hot_mql_round_robin_task_across_holiday_then_accepted_and_
     drain(svc)
     lead = lead_of(svc, "200")
     assert (lead.stage, lead.band, lead.mql, lead.owner_id, lead.team) == ("mql", "hot", True, "rep-anna", "dach")
-    assert stages(svc, "200") == [("new", "mql", "score")]
+    # The profile form (two hours ago) nurtured it, the sign-up (five minutes ago) made it an MQL.
+    assert stages(svc, "200") == [("new", "nurture", "score"), ("nurture", "mql", "score")]
     [task] = writes(svc, "200", "task")
-    # 16:30 Thursday + 1 working hour: 30 min left today, Friday is Christmas, then the weekend.
-    assert task.payload["task"]["due_at"] == "2026-12-28T09:30:00+01:00"
+    # The sign-up at 16:25 Thursday + 1 working hour: 35 min left that day, Friday is Christmas,
+    # then the weekend.
+    assert task.payload["task"]["due_at"] == "2026-12-28T09:25:00+01:00"
     assert (task.payload["task"]["priority"], task.payload["task"]["type"]) == ("high", "call")
     assert task.payload["task"]["owner_id"] == "rep-anna"
     update = writes(svc, "200", "update")[-1].payload
@@ -148,8 +150,8 @@ def test_trial_signup_hot_mql_round_robin_task_across_holiday_then_accepted_and_
     # A late, older status change arrives after the deal was won: it never moves the lead back.
     assert hubspot_status(client, "200", "CONNECTED", now.value - timedelta(days=9)).status_code == 200
     drain(svc)
-    assert stages(svc, "200") == [("new", "mql", "score"), ("mql", "accepted", "disposition"),
-                                  ("accepted", "won", "disposition")]
+    assert stages(svc, "200") == [("new", "nurture", "score"), ("nurture", "mql", "score"),
+                                  ("mql", "accepted", "disposition"), ("accepted", "won", "disposition")]
     assert len(writes(svc, "200", "task")) == 1
 
 
@@ -161,7 +163,7 @@ def test_warm_mql_sla_missed_twice_reassigned_then_recycled(world, now):
     lead = lead_of(svc, "300")
     assert (lead.stage, lead.band, lead.owner_id) == ("mql", "warm", "rep-anna")
     first_due = lead.sla_due_at
-    assert first_due == datetime(2026, 12, 28, 15, 30, tzinfo=UTC)  # one working day (8h)
+    assert first_due == datetime(2026, 12, 28, 15, 25, tzinfo=UTC)  # one working day (8h) from the request
 
     def miss_sla():
         now.value = lead_of(svc, "300").sla_due_at + timedelta(seconds=1)
@@ -209,7 +211,7 @@ def test_rejected_not_ready_cooldown_then_fresh_engagement_makes_mql_again(world
                                    crm_id="400", occurred_at=at(now, minutes=1))])
     drain(svc)
     assert lead_of(svc, "400").stage == "mql"
-    assert [t[1:] for t in stages(svc, "400")] == [("mql", "score"), ("recycled", "disposition"),
+    assert [t[1:] for t in stages(svc, "400")] == [("nurture", "score"), ("mql", "score"), ("recycled", "disposition"),
                                                    ("nurture", "cooldown_expired"), ("mql", "score")]
     assert len(writes(svc, "400", "task")) == 2
 

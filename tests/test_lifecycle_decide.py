@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 from lifecycle_support import DAY, berlin, make_result, make_rules
 
-from scoring.lifecycle import Disposition, LeadState, crm_fields_for, decide, disposition_for, merge_leads
+from scoring.lifecycle import (
+    Disposition,
+    LeadState,
+    crm_fields_for,
+    decide,
+    disposition_for,
+    merge_leads,
+    score_may_move,
+)
+from scoring.lifecycle_schemas import STAGES
 from scoring.routing import Handoff
 
 RULES = make_rules()
@@ -263,3 +272,22 @@ def test_merge_takes_the_further_stage() -> None:
 def test_bad_inputs(factory: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+@pytest.mark.parametrize(("stage", "may_move"), [
+    ("new", True), ("nurture", True), ("recycled", True), ("mql", True),
+    ("accepted", False), ("sql", False), ("won", False), ("lost", False), ("disqualified", False),
+])
+def test_score_may_move(stage: str, may_move: bool) -> None:
+    assert score_may_move(stage) is may_move
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_score_moves_only_a_lead_score_may_move(stage: str) -> None:
+    # A batch skips scoring where score_may_move says no: decide() must agree for any score.
+    state = lead(stage, recycled_at=EARLIER, cooldown_until=EARLIER + DAY, last_engagement_at=NOW - DAY)
+    results = [make_result("hot"), make_result("cold"), make_result("cold", disqualified=True,
+                                                                     disqualify_reason="competitor")]
+    moved = any(decide(state, result, None, RULES, NOW).changed for result in results)
+    assert moved <= score_may_move(stage)
+    assert moved or stage in ("accepted", "sql", "won", "lost", "disqualified")

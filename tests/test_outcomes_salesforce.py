@@ -112,7 +112,8 @@ def test_a_converted_lead_follows_its_opportunity_and_its_contacts_activity(app,
     send_salesforce(client, opportunity("Closed Won", True, True, won_at))
     drain(svc)
 
-    assert moves(svc) == [("new", "mql", "score"), ("mql", "sql", "disposition"), ("sql", "won", "deal")]
+    assert moves(svc) == [("new", "nurture", "score"), ("nurture", "mql", "score"), ("mql", "sql", "disposition"),
+                          ("sql", "won", "deal")]
     assert transitions(svc, LEAD)[-1].at == won_at
     assert transitions(svc, LEAD)[-1].detail == {"deal_id": OPPORTUNITY, "stage": "Closed Won", "amount": "12000.00",
                                                  "currency": "EUR", "outcome": "won"}
@@ -143,7 +144,7 @@ def test_the_opportunity_may_come_before_the_lead_says_it_was_converted(app, clo
     clock.advance(minutes=1)
     send_salesforce(client, converted(converted_at))
     drain(svc)
-    assert moves(svc) == [("new", "mql", "score"), ("mql", "sql", "disposition")]
+    assert moves(svc) == [("new", "nurture", "score"), ("nurture", "mql", "score"), ("mql", "sql", "disposition")]
     [told] = lead_events(svc, LEAD, "deal_change")
     assert told.properties["outcome"] == "open"
     clock.advance(minutes=1)
@@ -165,7 +166,8 @@ def test_late_or_older_opportunity_messages_never_move_the_lead_back(app, clock)
         send_salesforce(client, body)
         clock.advance(minutes=1)
         drain(svc)
-    assert moves(svc) == [("new", "mql", "score"), ("mql", "sql", "disposition"), ("sql", "won", "deal")]
+    assert moves(svc) == [("new", "nurture", "score"), ("nurture", "mql", "score"), ("mql", "sql", "disposition"),
+                          ("sql", "won", "deal")]
     with svc.sessions() as session:
         assert session.scalars(select(Deal.stage)).one() == "Closed Won"
 
@@ -181,8 +183,8 @@ def test_a_lost_opportunity_reopened_and_won_makes_the_lead_won(app, clock):
         step(svc, clock, START + timedelta(days=day))
         send_salesforce(client, opportunity(stage, closed, won, START + timedelta(days=day)))
         drain(svc)
-    assert moves(svc) == [("new", "mql", "score"), ("mql", "sql", "disposition"), ("sql", "lost", "deal"),
-                          ("lost", "won", "deal")]
+    assert moves(svc) == [("new", "nurture", "score"), ("nurture", "mql", "score"), ("mql", "sql", "disposition"),
+                          ("sql", "lost", "deal"), ("lost", "won", "deal")]
 
 
 def test_a_call_by_another_rep_or_a_to_do_does_not_meet_the_sla(app, clock):

@@ -30,19 +30,29 @@ SLA_CHECK_JOB = "integration.pipeline.jobs.sla_check"
 
 
 def hand_off(session: Session, svc: Services, lead: Lead, handoff: Handoff, playbook: str, result: ScoreResult,
-             latest_activity: str | None, now: datetime, changes: CrmChanges) -> None:
-    """Assign the owner, queue the task, schedule the SLA check."""
+             latest_activity: str | None, now: datetime, changes: CrmChanges, at: datetime | None = None) -> None:
+    """Assign the owner, queue the task, schedule the SLA check.
+
+    ``at`` is the hand-off's business time (the event that made the lead an MQL; default ``now``):
+    the hand-off is recorded then, and the task's due time (the SLA) counts from then, unless that
+    due time has already passed when the hand-off is made (a batch delivered late): the task
+    reaches the rep only now, so its SLA counts from now and no escalation fires for time the rep
+    never had (docs/operations.md).
+    """
+    at = at or now
     rules = svc.rules.lifecycle
     owner = _assign(session, rules, handoff)
     if owner and not handoff.keeps_owner:
         changes.owner_id = owner  # written to the CRM with this transition only
     lead.owner_id = owner or lead.owner_id
     lead.team = handoff.team or lead.team
-    lead.last_handoff_at, lead.handoff_playbook, lead.handoff_band = now, playbook, result.band
+    lead.last_handoff_at, lead.handoff_playbook, lead.handoff_band = at, playbook, result.band
     lead.handoff_status = (lead.fields or {}).get("lead_status")
     tz, country = owner_calendar(lead.owner_id, rules)
-    plan = plan_task(playbook, tz, country, now, result, latest_activity, rules,
-                     lead_fields={**(lead.fields or {}), "email": lead.email})
+    lead_fields = {**(lead.fields or {}), "email": lead.email}
+    plan = plan_task(playbook, tz, country, at, result, latest_activity, rules, lead_fields=lead_fields)
+    if plan is not None and at < now and plan.due_at <= now:
+        plan = plan_task(playbook, tz, country, now, result, latest_activity, rules, lead_fields=lead_fields)
     record_crm = lead.crm or record_being_created(session, svc, lead, result, now, changes)
     if plan is None:
         lead.sla_due_at = None

@@ -5,15 +5,20 @@ PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``), so two workers never p
 same lead at once and a killed worker's transaction rolls back whole: its events stay
 unprocessed and the retried job applies them exactly once.
 
-The order inside the transaction: apply the events (fields, merges, erasure, conversions), turn
-CRM status changes into sales dispositions and deal changes into outcomes, score, decide the stage
-(``scoring.lifecycle``), hand off, queue the CRM writes. What the decisions write into the CRM's
-own fields travels in one ``CrmChanges`` record.
+The order inside the transaction: the lead's pending events take effect in business time
+(``occurred_at``, then id), as they would have delivered one by one (``BatchWalk``): each event's
+fields, merges, erasure and conversions are applied; a CRM status change becomes a sales
+disposition and a deal change an outcome, at that event's time; and where the score or stage can
+change, the lead is scored as of that time and the lifecycle (``scoring.lifecycle``) decides at
+that time. Then a final scoring as of now (decay up to now) is recorded, the hand-off the final
+stage still calls for is made, and the CRM writes are queued, one update per batch. What the
+decisions write into the CRM's own fields travels in one ``CrmChanges`` record.
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +37,7 @@ from integration.services import Services
 from integration.store.deals import move_deal_links
 from integration.store.models import Event, Lead, OutboxWrite, ScoreRecord, Transition
 from scoring import LeadProfile, ScoreResult, Signal, next_change, score_lead
-from scoring.lifecycle import Decision, LeadState, decide, disposition_for
+from scoring.lifecycle import Decision, LeadState, decide, disposition_for, score_may_move
 from scoring.lifecycle_follow_up import SlaDecision, on_sla_due
 from scoring.lifecycle_outcomes import outcome_decision
 from scoring.review import next_review
@@ -152,42 +157,32 @@ def apply_event(session: Session, lead: Lead, event: Event, now: datetime) -> bo
     return changed or event.kind in ("merge", "restore")
 
 
-def _apply_pending(session: Session, svc: Services, lead: Lead, pending: list[Event],
-                   status_changes: list[StatusChange], deal_changes: list[Event], now: datetime) -> bool:
-    """Apply events in order, noting CRM status changes (sales feedback) and deal changes;
-    return whether any can change the score or stage."""
-    feedback_fields = svc.feedback_fields
-    changed = False
-    for event in pending:
-        before = {name: (lead.fields or {}).get(name) for name in feedback_fields}
-        changed |= apply_event(session, lead, event, now)
-        if event.kind == "deal_change":
-            deal_changes.append(event)
-        for name, old in before.items():
-            new = (lead.fields or {}).get(name)
-            if new != old and new not in (None, ""):
-                status_changes.append(StatusChange(name, new, event.occurred_at))
-        if event.kind in svc.rules.activity_kinds and (
-                lead.last_engagement_at is None or event.occurred_at > lead.last_engagement_at):
-            lead.last_engagement_at = event.occurred_at
-        event.processed_at = now
-    return changed
-
-
 # --- scoring ---------------------------------------------------------------------------------
 
-def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str]) -> list[Signal]:
+def signals_of(session: Session, lead: Lead, activity_kinds: Iterable[str], *, since_reset: bool = True
+               ) -> list[Signal]:
     """Return the lead's activity as scoring signals, oldest first.
 
-    Signals before the lead's engagement reset (a recycle policy) no longer count.
+    Signals before the lead's engagement reset (a recycle policy) no longer count, unless
+    ``since_reset`` is False (the caller filters: ``signals_between``).
     """
     stmt = (select(Event.kind, Event.occurred_at, Event.properties, Event.event_key)
             .where(Event.lead_id == lead.id, Event.kind.in_(list(activity_kinds)))
             .order_by(Event.occurred_at, Event.id))
-    if lead.engagement_reset_at is not None:
+    if since_reset and lead.engagement_reset_at is not None:
         stmt = stmt.where(Event.occurred_at >= lead.engagement_reset_at)
     return [Signal(kind=kind, occurred_at=at, properties=props or {}, key=key)
             for kind, at, props, key in session.execute(stmt)]
+
+
+def signals_between(signals: list[Signal], times: list[datetime], since: datetime | None, until: datetime | None
+                    ) -> list[Signal]:
+    """The signals (oldest first; ``times`` their ``occurred_at``) that occurred at or after ``since``
+    and at or before ``until`` (None: no bound), found by bisection: a batch's steps filter one
+    list loaded once."""
+    first = 0 if since is None else bisect_left(times, since)
+    last = len(signals) if until is None else bisect_right(times, until)
+    return signals[first:last]
 
 
 @dataclass(frozen=True)
@@ -264,7 +259,8 @@ def record_decision(session: Session, lead: Lead, decision: Decision | SlaDecisi
                                rules_version=rules_version, at=transition.at))
     for name in STATE_COLUMNS:
         setattr(lead, name, getattr(decision.state, name))
-    changes.crm_fields.update(decision.crm_fields)
+    if decision.transitions:  # the CRM shows the stage the lead ends in, not one it passed through
+        changes.crm_fields = dict(decision.crm_fields)
     if decision.recycle is not None:
         lead.nurture_track = decision.recycle.nurture_track
     for note in decision.notes:
@@ -281,30 +277,6 @@ def _jsonable(detail: Any) -> Any:
     return detail
 
 
-def apply_feedback(session: Session, svc: Services, lead: Lead, status_changes: list[StatusChange],
-                   now: datetime, changes: CrmChanges) -> None:
-    """Turn CRM status changes (sales dispositions) into stage moves, oldest first."""
-    rules = svc.rules.lifecycle
-    for change in status_changes:
-        disposition = disposition_for(lead.crm or "", change.field, str(change.value), rules,
-                                      occurred_at=change.occurred_at)
-        if disposition is None:
-            continue
-        decision = decide(lead_state(lead), None, disposition, rules, now)
-        record_decision(session, lead, decision, svc.rules.version, changes)
-
-
-def apply_deal_outcomes(session: Session, svc: Services, lead: Lead, deal_changes: list[Event],
-                        changes: CrmChanges) -> None:
-    """Move the lead by its deals' outcomes (forward only), each at its deal change's business time."""
-    for event in deal_changes:
-        found = lead_deal_outcome(session, lead, event)
-        if found is not None:
-            outcome, detail = found
-            decision = outcome_decision(lead_state(lead), outcome, svc.rules.lifecycle, event.occurred_at, detail)
-            record_decision(session, lead, decision, svc.rules.version, changes)
-
-
 def apply_score(session: Session, svc: Services, lead: Lead, result: ScoreResult, now: datetime,
                 changes: CrmChanges) -> None:
     """Apply the score: nurture, hand-off (owner + task + SLA), disqualification."""
@@ -315,17 +287,166 @@ def apply_score(session: Session, svc: Services, lead: Lead, result: ScoreResult
                  latest_activity_line(session, lead), now, changes)
 
 
+@dataclass(frozen=True, slots=True)
+class PendingHandoff:
+    """A hand-off the lifecycle decided at ``at`` (business time), made at the batch's end if the
+    lead is still an MQL then."""
+
+    handoff: Handoff
+    playbook: str
+    result: ScoreResult
+    at: datetime
+
+
+class BatchWalk:
+    """One lead's pending events taking effect in business-time order, as live delivery would
+    have applied them one by one.
+
+    ``take`` applies each event (oldest first) and, at its own ``occurred_at``: a CRM status
+    change as a sales disposition, a deal change as an outcome (each after the score steps before
+    it), then a score step where the score or stage can change: the lead scored as of that time
+    (its signals up to then, its fields as they are after the event) and the lifecycle deciding at
+    that time. Events sharing a time share one score step; an event that changed nothing (a CRM
+    echo) and a lead sales owns (``scoring.lifecycle.score_may_move``) take none. The activity is
+    loaded once (again only after a merge brought more). Hand-offs are only noted (``handoff``):
+    ``finish`` makes the last one if the final stage still calls for it.
+    """
+
+    def __init__(self, session: Session, svc: Services, lead: Lead, now: datetime) -> None:
+        self.session, self.svc, self.lead, self.now = session, svc, lead, now
+        self.changes = CrmChanges()
+        #: Whether any event can change the score or stage (else: CRM echoes only).
+        self.changed = False
+        self.handoff: PendingHandoff | None = None
+        self._signals: list[Signal] | None = None
+        self._signal_times: list[datetime] = []
+        self._step_at: datetime | None = None  # a score step owed at this business time
+
+    def take(self, events: list[Event]) -> None:
+        """Apply ``events`` (ordered by ``occurred_at``, then id) with their decisions."""
+        lead, feedback_fields = self.lead, self.svc.feedback_fields
+        for event in events:
+            at = event.occurred_at
+            fields = event.fields or {}
+            is_feedback = event.kind == "deal_change" or any(name in fields for name in feedback_fields)
+            if self._step_at is not None and (at > self._step_at or is_feedback):
+                self.score_step()
+            before = {name: (lead.fields or {}).get(name) for name in feedback_fields}
+            changed = apply_event(self.session, lead, event, self.now)
+            event.processed_at = self.now
+            if event.kind in self.svc.rules.activity_kinds and (
+                    lead.last_engagement_at is None or at > lead.last_engagement_at):
+                lead.last_engagement_at = at
+            if event.kind == "merge" or (event.properties or {}).get("converted_contact_id"):
+                self._signals = None  # a merge may have brought the other lead's activity
+            if not changed:
+                continue
+            self.changed = True
+            if self.gone:
+                self._step_at = None
+                continue
+            for name, old in before.items():
+                new = (lead.fields or {}).get(name)
+                if new != old and new not in (None, ""):
+                    self._apply_disposition(StatusChange(name, new, at))
+            if event.kind == "deal_change":
+                self._apply_deal_outcome(event)
+            self._step_at = at
+
+    def when(self, at: datetime) -> datetime:
+        """The business time a decision caused at ``at`` takes: ``at``, or the lead's last stage
+        change if that is later (an event delivered after newer ones: history never runs back)."""
+        changed_at = self.lead.stage_changed_at
+        return changed_at if changed_at is not None and changed_at > at else at
+
+    @property
+    def gone(self) -> bool:
+        """Merged away, erased or deleted: the lead is no longer scored."""
+        lead = self.lead
+        return lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None
+
+    def signals(self) -> list[Signal]:
+        """All the lead's activity signals, oldest first (loaded once; ``signals_of``)."""
+        if self._signals is None:
+            self._signals = signals_of(self.session, self.lead, self.svc.rules.activity_kinds, since_reset=False)
+            self._signal_times = [signal.occurred_at for signal in self._signals]
+        return self._signals
+
+    def inputs(self, until: datetime | None) -> ScoringInputs:
+        """What scoring reads, with the activity up to ``until`` since the engagement reset."""
+        lead = self.lead
+        penalty = float(lead.score_penalty or 0)
+        return ScoringInputs(LeadProfile(fields={**(lead.fields or {}), "email": lead.email}),
+                             signals_between(self.signals(), self._signal_times, lead.engagement_reset_at, until),
+                             penalty,
+                             f"recycled by sales ({lead.recycle_reason})" if penalty else "")
+
+    def score(self, at: datetime, inputs: ScoringInputs) -> ScoreResult:
+        with self.svc.telemetry.timed("leadloop_scoring_seconds"):
+            return score_now(self.session, self.svc, self.lead, at, inputs)
+
+    def score_step(self) -> None:
+        """The owed score step: score as of its time and let the lifecycle decide then."""
+        at, self._step_at = self._step_at, None
+        if at is None or self.gone or not score_may_move(self.lead.stage):
+            return
+        at = self.when(at)
+        result = self.score(at, self.inputs(at))
+        self.decide(result, at)
+
+    def decide(self, result: ScoreResult, at: datetime) -> None:
+        """The lifecycle's decision on ``result`` at ``at``; a hand-off is noted for ``finish``."""
+        decision = decide(lead_state(self.lead), result, None, self.svc.rules.lifecycle, at)
+        record_decision(self.session, self.lead, decision, result.rules_version, self.changes)
+        if decision.handoff is not None:
+            self.handoff = PendingHandoff(decision.handoff, decision.playbook or result.playbook, result, at)
+
+    def _apply_disposition(self, change: StatusChange) -> None:
+        rules = self.svc.rules.lifecycle
+        disposition = disposition_for(self.lead.crm or "", change.field, str(change.value), rules,
+                                      occurred_at=change.occurred_at)
+        if disposition is not None:
+            decision = decide(lead_state(self.lead), None, disposition, rules, self.when(change.occurred_at))
+            record_decision(self.session, self.lead, decision, self.svc.rules.version, self.changes)
+
+    def _apply_deal_outcome(self, event: Event) -> None:
+        found = lead_deal_outcome(self.session, self.lead, event)
+        if found is not None:
+            outcome, detail = found
+            decision = outcome_decision(lead_state(self.lead), outcome, self.svc.rules.lifecycle,
+                                        self.when(event.occurred_at), detail)
+            record_decision(self.session, self.lead, decision, self.svc.rules.version, self.changes)
+
+    def finish(self, seen: int) -> ScoreResult:
+        """The last score step, then the final scoring as of now: recorded on the lead, decided on,
+        and the hand-off made if the lead is still an MQL (a lead sales already took on in this
+        batch gets no task). Returns the final result, for the CRM update."""
+        if self._step_at is not None and self._step_at < self.now:
+            self.score_step()
+        self._step_at = None
+        inputs = self.inputs(None)
+        result = self.score(self.now, inputs)
+        record_score(self.session, self.lead, result, self.now, seen)
+        self.decide(result, self.now)
+        pending = self.handoff
+        if pending is not None and self.lead.stage == "mql":
+            hand_off(self.session, self.svc, self.lead, pending.handoff, pending.playbook, pending.result,
+                     latest_activity_line(self.session, self.lead), self.now, self.changes, at=pending.at)
+        plan_review(self.svc, self.lead, inputs, self.now)
+        return result
+
+
 # --- the transactions ------------------------------------------------------------------------
 
 def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -> LeadOutcome:
-    """Apply and score one lead's pending events inside the caller's transaction."""
+    """Apply and score one lead's pending events inside the caller's transaction, in business-time
+    order (``BatchWalk``)."""
     outcome = LeadOutcome()
     lead = lock_lead(session, lead_id)
     if lead is None or lead.quarantined_at is not None:
         return outcome  # a quarantined lead waits for `leadloop dead-letters --retry`
-    changed = False
-    status_changes: list[StatusChange] = []
-    deal_changes: list[Event] = []
+    scored_before = lead.scored_at is not None
+    walk = BatchWalk(session, svc, lead, now)
     seen = 0
     # A merge moves the merged lead's still-unprocessed events onto this lead: drain again.
     for _ in range(5):
@@ -336,26 +457,19 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         if not pending:
             break
         seen += len(pending)
-        changed |= _apply_pending(session, svc, lead, pending, status_changes, deal_changes, now)
+        walk.take(pending)
     if not seen:
         return outcome
     clear_failures(lead)  # rolled back with everything else if this run fails too
-    if lead.merged_into_id is not None or lead.erased_at is not None or lead.deleted_at is not None:
+    if walk.gone:
         return outcome
-    if not changed and lead.scored_at is not None:
+    if not walk.changed and scored_before:
         # Only CRM echoes that changed nothing (e.g. our own write-back coming back as an
         # outbound message): rescoring would write the same values and trigger the echo again.
         return outcome
-    changes = CrmChanges()
-    apply_feedback(session, svc, lead, status_changes, now, changes)
-    apply_deal_outcomes(session, svc, lead, deal_changes, changes)
-    inputs = scoring_inputs(session, svc, lead)
-    with svc.telemetry.timed("leadloop_scoring_seconds"):
-        result = score_now(session, svc, lead, now, inputs)
-    record_score(session, lead, result, now, seen)
+    result = walk.finish(seen)
     outcome.scored = True
-    apply_score(session, svc, lead, result, now, changes)
-    plan_review(svc, lead, inputs, now)
+    changes = walk.changes
     if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
         outcome.crm_writes.add(lead.crm)
     if changes.record_crm:  # a web-only lead's record is being created there
