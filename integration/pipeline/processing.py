@@ -460,6 +460,8 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
         # One statement marks them processed (rather than an UPDATE per event when flushing).
         session.execute(update(Event).where(Event.id.in_([event.id for event in pending]))
                         .values(processed_at=now))
+        if not any(event.kind == "merge" or (event.properties or {}).get("converted_contact_id") for event in pending):
+            break  # no merge: nothing more can have arrived on this lead (spares a query per lead)
     if not seen:
         return outcome
     clear_failures(lead)  # rolled back with everything else if this run fails too
