@@ -31,6 +31,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 RESCORE_BATCH = 100
+#: How often RQ's scheduler moves due jobs to the queue (its resolution for delayed jobs).
+SCHEDULER_SECONDS = 1.0
 #: The leads waiting to be rescored (a list), and the mark of the job that will take the next ones.
 WANTED_KEY = "leadloop:rescore-wanted"
 DRAIN_KEY = "leadloop:rescore-pending:drain"
@@ -110,10 +112,13 @@ def clear_rescore_marks(redis: Redis, lead_ids: Iterable[int]) -> None:
 def request_flush(queue: Queue, crm: str, delay: float = 0) -> str | None:
     """Enqueue an outbox flush for ``crm`` unless one is pending; return its job id.
 
-    A small ``delay`` gathers the writes of a burst into one batched CRM call.
+    A small ``delay`` gathers the writes of a burst into one batched CRM call. RQ's scheduler
+    looks for due jobs once a second, so a delay below ``SCHEDULER_SECONDS`` is not scheduled: the
+    flush goes to the front of the queue, after the job running now (whose writes it gathers).
     """
     return _request_once(queue, flush_key(crm), f"flush-{crm}", "integration.pipeline.jobs.flush_outbox", crm,
-                         retry=FLUSH_RETRY, delay=delay, description=f"flush {crm} outbox")
+                         retry=FLUSH_RETRY, delay=delay if delay >= SCHEDULER_SECONDS else 0,
+                         at_front=0 < delay < SCHEDULER_SECONDS, description=f"flush {crm} outbox")
 
 
 def request_records(queue: Queue, crm: str, delay: float = 0) -> str | None:
@@ -124,7 +129,7 @@ def request_records(queue: Queue, crm: str, delay: float = 0) -> str | None:
 
 
 def _request_once(queue: Queue, mark: str, prefix: str, job: str, crm: str, *, retry: Retry, delay: float,
-                  description: str) -> str | None:
+                  description: str, at_front: bool = False) -> str | None:
     """Enqueue ``job(crm)`` unless the pending ``mark`` says one is queued; return its job id."""
     job_id = f"{prefix}-{uuid.uuid4().hex}"
     if not queue.connection.set(mark, job_id, nx=True, ex=PENDING_TTL):
@@ -133,7 +138,7 @@ def _request_once(queue: Queue, mark: str, prefix: str, job: str, crm: str, *, r
     if delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), job, crm, **kwargs)
     else:
-        queue.enqueue(job, crm, **kwargs)
+        queue.enqueue(job, crm, at_front=at_front, **kwargs)
     return job_id
 
 
