@@ -89,6 +89,9 @@ class Endpoint:
     ok_response: Callable[[IntakeResult], tuple[Any, int, dict[str, str]]] | None = None
     #: Builds a refusal: ``(body, status, headers)`` from the status and the reason.
     error_response: Callable[[int, str], tuple[Any, int, dict[str, str]]] | None = None
+    #: ``parse`` already refuses values the store would refuse (with the other mistakes, in one
+    #: answer), so the receiver does not check the events again.
+    checks_storable: bool = False
 
 
 # --- outbound --------------------------------------------------------------------------------

@@ -49,10 +49,14 @@ def _choice(*choices: str) -> Callable[[str, str], str]:
     return check
 
 
-def _non_negative_int(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise ConfigError(f"{name}: must be a whole number of 0 or more (got {value!r})")
-    return int(value)
+def _non_negative_seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 86400:  # also refuses nan and inf
+        raise ConfigError(f"{name}: must be a number of seconds of 0 or more, like 2 or 0.25 (got {value!r})")
+    return seconds
 
 
 def _positive_int(name: str, value: str) -> int:
@@ -100,8 +104,9 @@ SETTINGS: dict[str, tuple[Callable[[str, str], Any], str | None, str]] = {
     "LEADLOOP_INSTANCE_DIR": (_text, str(PROJECT_ROOT / "instance"),
                               "Folder for the default SQLite file and the embedded Redis."),
     "LEADLOOP_QUEUE": (_text, "leadloop", "Name of the RQ queue."),
-    "LEADLOOP_FLUSH_DELAY": (_non_negative_int, "2",
-                             "Seconds the outbox waits to gather CRM writes into one batch."),
+    "LEADLOOP_FLUSH_DELAY": (_non_negative_seconds, "2",
+                             "Seconds (fractions allowed: `0.5`) the outbox waits to gather CRM writes into "
+                             "one batch."),
     "LEADLOOP_SWEEP_SECONDS": (_positive_int, "60",
                                "How often the sweeper runs (cron), and how long work may wait before it "
                                "counts as lost and is requested again."),

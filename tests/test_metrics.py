@@ -62,9 +62,9 @@ def test_a_journey_is_counted(client, svc):
     assert value(samples, "leadloop_webhook_refusals_total", endpoint="events", status="401") == 1
     assert value(samples, "leadloop_webhook_refusals_total", endpoint="salesforce", status="400") == 1
 
-    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="ok") == 1
+    assert value(samples, "leadloop_jobs_total", job="rescore_wanted", outcome="ok") == 1
     assert value(samples, "leadloop_jobs_total", job="flush_outbox", outcome="ok") == 1
-    assert value(samples, "leadloop_job_wait_seconds_count", job="rescore_leads") == 1
+    assert value(samples, "leadloop_job_wait_seconds_count", job="rescore_wanted") == 1
     assert value(samples, "leadloop_job_duration_seconds_count", job="flush_outbox") == 1
     assert value(samples, "leadloop_job_duration_seconds_bucket", job="flush_outbox", le="+Inf") == 1
     # One job, three scorings: at each business time where something changed (the HubSpot
@@ -171,8 +171,8 @@ def test_a_failed_job_is_counted_as_failed(client, svc, monkeypatch):
     drain(svc, rounds=1)
     samples = scrape(client)
     # The job and its first retry (immediate: RESCORE_RETRY) both fail in this round; each run counts.
-    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="failed") == 2
-    assert ("leadloop_jobs_total", (("job", "rescore_leads"), ("outcome", "ok"))) not in samples
+    assert value(samples, "leadloop_jobs_total", job="rescore_wanted", outcome="failed") == 2
+    assert ("leadloop_jobs_total", (("job", "rescore_wanted"), ("outcome", "ok"))) not in samples
 
 
 def test_scoring_is_timed_even_when_it_raises(client, svc, monkeypatch):
@@ -186,7 +186,7 @@ def test_scoring_is_timed_even_when_it_raises(client, svc, monkeypatch):
     drain(svc, rounds=1)
     samples = scrape(client)
     assert value(samples, "leadloop_scoring_seconds_count") == 1
-    assert value(samples, "leadloop_jobs_total", job="rescore_leads", outcome="ok") == 1
+    assert value(samples, "leadloop_jobs_total", job="rescore_wanted", outcome="ok") == 1
     assert value(samples, "leadloop_leads_failing", state="retrying") == 1
 
 

@@ -24,12 +24,22 @@ ROOT = Path(__file__).parents[1]
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL: must be a URL starting with redis:// or rediss:// or unix://"),
     ({"PUBLIC_BASE_URL": "leads.example.com"}, "PUBLIC_BASE_URL: must be an absolute http(s) URL like https://leads.example.com"),
     ({"LEADLOOP_RULES": "/nope/rules.yaml"}, "LEADLOOP_RULES: no such file: /nope/rules.yaml"),
-    ({"LEADLOOP_FLUSH_DELAY": "soon"}, "LEADLOOP_FLUSH_DELAY: must be a whole number of 0 or more (got 'soon')"),
+    ({"LEADLOOP_FLUSH_DELAY": "soon"},
+     "LEADLOOP_FLUSH_DELAY: must be a number of seconds of 0 or more, like 2 or 0.25 (got 'soon')"),
+    ({"LEADLOOP_FLUSH_DELAY": "-0.5"},
+     "LEADLOOP_FLUSH_DELAY: must be a number of seconds of 0 or more, like 2 or 0.25 (got '-0.5')"),
+    ({"LEADLOOP_FLUSH_DELAY": "nan"},
+     "LEADLOOP_FLUSH_DELAY: must be a number of seconds of 0 or more, like 2 or 0.25 (got 'nan')"),
 ])
 def test_bad_settings_stop_start_up_naming_the_variable(env, message):
     with pytest.raises(ConfigError) as caught:
         load_config(env)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("raw, seconds", [("0.25", 0.25), ("2", 2.0), ("0", 0.0)])
+def test_the_flush_delay_takes_fractions_of_a_second(raw, seconds):
+    assert load_config({"LEADLOOP_FLUSH_DELAY": raw})["LEADLOOP_FLUSH_DELAY"] == seconds
 
 
 def test_defaults_are_embedded_and_safe():

@@ -30,20 +30,24 @@ def db_upgrade(runtime: Runtime) -> int:
 
 @click.command(short_help="Run an RQ worker (with RQ's scheduler).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty instead of waiting for more work.")
-@click.option("--simple", is_flag=True,
-              help="Run each job in this process instead of a forked one (faster; a crashing job ends the worker).")
+@click.option("--fork", is_flag=True,
+              help="Run each job in a forked work horse (RQ's Worker) instead of in this process.")
+@click.option("--simple", is_flag=True, help="Run each job in this process (the default; kept for scripts).")
 @pass_runtime
-def worker(runtime: Runtime, burst: bool, simple: bool) -> int:
+def worker(runtime: Runtime, burst: bool, fork: bool, simple: bool) -> int:
     """Run an RQ worker, with RQ's scheduler for delayed jobs (retries, batched flushes, SLA checks).
 
-    It keeps running through Redis outages (it connects again with backoff).
+    Jobs run in this process, reusing its connections (no fork per job); --fork gives each
+    job a forked work horse. It keeps running through Redis outages (it connects again with backoff).
     """
+    if fork and simple:
+        raise click.UsageError("--fork and --simple exclude each other")
     from integration import services
     from integration.pipeline.workers import run_worker
 
     svc = runtime.services()
     services.install(svc)  # the jobs reach these services through services.current()
-    run_worker(svc, burst=burst, simple=simple)
+    run_worker(svc, burst=burst, fork=fork)
     return OK
 
 

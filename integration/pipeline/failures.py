@@ -1,14 +1,16 @@
 """A lead whose processing fails (a poison lead) never blocks the others.
 
-``rescore_leads`` processes each lead in its own transaction. When one fails for a reason of
-its own (its data, not an outage), the transaction rolls back, the failure is recorded on the
-lead in a transaction of its own (``Lead.failures``, ``last_error``), the lead is tried again
-after a backoff, and after ``MAX_ATTEMPTS`` it is quarantined: left alone, listed by
-``leadloop dead-letters``, until ``leadloop dead-letters --retry`` releases it. The other leads
-of the job complete either way.
+``rescore_leads`` processes each lead in a savepoint of its own, up to ``LEADS_PER_COMMIT`` leads
+in one transaction (one commit, so one durable write, for the batch instead of one per lead).
+When a lead fails for a reason of its own (its data, not an outage), its savepoint rolls back
+(its row lock with it), the failure is recorded on the lead (``Lead.failures``, ``last_error``)
+in the same transaction, the lead is tried again after a backoff, and after ``MAX_ATTEMPTS`` it
+is quarantined: left alone, listed by ``leadloop dead-letters``, until ``leadloop dead-letters
+--retry`` releases it. The other leads of the job complete either way.
 
 An outage (the database or Redis unreachable, a CRM down) is not the lead's fault: it raises,
-and RQ retries the whole job with its own backoff.
+the batch's transaction rolls back whole (its events stay unprocessed), and RQ retries the
+whole job with its own backoff, which applies them exactly once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=1
 #: Failures that are not the lead's fault: the job raises and RQ retries it whole. (An
 #: IntegrityError is a concurrent writer that won a race: the retried job sees its row.)
 OUTAGES = (OperationalError, InterfaceError, IntegrityError, RedisError, CrmError)
+#: Leads processed in one transaction (each in a savepoint of its own).
+LEADS_PER_COMMIT = 100
 #: The RQ job that retries one lead (``integration.pipeline.jobs``).
 RESCORE_JOB = "integration.pipeline.jobs.rescore_leads"
 
@@ -57,26 +61,26 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}"
 
 
-def record_failure(svc: Services, lead_id: int, exc: BaseException, now: datetime) -> None:
-    """Note a failed attempt on the lead; schedule its retry or quarantine it."""
+def record_failure(session: Session, svc: Services, lead_id: int, exc: BaseException, now: datetime) -> None:
+    """Note a failed attempt on the lead, in the caller's transaction; schedule its retry or
+    quarantine it."""
     error = describe(exc)
-    with svc.sessions.begin() as session:
-        lead = session.get(Lead, lead_id)
-        if lead is None:
-            return
-        lead.failures = (lead.failures or 0) + 1
-        lead.last_error = error
-        if lead.failures >= MAX_ATTEMPTS:
-            lead.quarantined_at, lead.retry_at = now, None
-        else:
-            lead.retry_at = now + RETRY_DELAYS[min(lead.failures, len(RETRY_DELAYS)) - 1]
-        quarantined, retry_at = lead.quarantined_at is not None, lead.retry_at
-    if quarantined:
+    lead = session.get(Lead, lead_id)
+    if lead is None:
+        return
+    lead.failures = (lead.failures or 0) + 1
+    lead.last_error = error
+    if lead.failures >= MAX_ATTEMPTS:
+        lead.quarantined_at, lead.retry_at = now, None
+    else:
+        lead.retry_at = now + RETRY_DELAYS[min(lead.failures, len(RETRY_DELAYS)) - 1]
+    session.flush()
+    if lead.quarantined_at is not None:
         log.error("lead %s quarantined after %d failed attempts: %s", lead_id, MAX_ATTEMPTS, error)
         return
-    log.warning("lead %s failed (%s); trying again at %s", lead_id, error, retry_at)
+    log.warning("lead %s failed (%s); trying again at %s", lead_id, error, lead.retry_at)
     try:
-        svc.queue.enqueue_at(retry_at, RESCORE_JOB, [lead_id], description=f"retry lead {lead_id}")
+        svc.queue.enqueue_at(lead.retry_at, RESCORE_JOB, [lead_id], description=f"retry lead {lead_id}")
     except RedisError:
         log.warning("could not schedule the retry of lead %s; the sweeper will", lead_id)
 
@@ -88,26 +92,31 @@ class LeadWork(Protocol):
 
 
 def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork) -> tuple[int, int]:
-    """Run ``work`` for each lead in a transaction of its own, then request a flush for each CRM
-    that got writes; return (leads scored, leads failed).
+    """Run ``work`` for each lead in a savepoint of its own, ``LEADS_PER_COMMIT`` leads to a
+    transaction, then request a flush for each CRM that got writes; return (leads scored, leads
+    failed).
 
     The outcome ``work`` returns has ``scored`` and ``crm_writes`` (``processing.LeadOutcome``). A
-    lead's own failure is recorded (``record_failure``) and the others go on; an outage raises.
+    lead's own failure rolls back its savepoint only and is recorded (``record_failure``), and the
+    others go on; an outage raises (the whole batch rolls back).
     """
     scored = failed = 0
     crms: set[str] = set()
-    for lead_id in lead_ids:
-        try:
-            with svc.sessions.begin() as session:
-                outcome = work(session, lead_id)
-        except OUTAGES:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
-            record_failure(svc, lead_id, exc, now)
-            failed += 1
-            continue
-        scored += outcome.scored
-        crms.update(outcome.crm_writes)
+    ids = list(lead_ids)
+    for start in range(0, len(ids), LEADS_PER_COMMIT):
+        with svc.sessions.begin() as session:
+            for lead_id in ids[start:start + LEADS_PER_COMMIT]:
+                try:
+                    with session.begin_nested():
+                        outcome = work(session, lead_id)
+                except OUTAGES:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
+                    record_failure(session, svc, lead_id, exc, now)
+                    failed += 1
+                    continue
+                scored += outcome.scored
+                crms.update(outcome.crm_writes)
     for crm in sorted(crms):
         request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
     return scored, failed

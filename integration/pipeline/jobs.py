@@ -46,6 +46,7 @@ from integration.pipeline.queue import (
     request_flush,
     request_records,
     request_rescore,
+    take_wanted,
 )
 from integration.pipeline.record_links import link_created_records
 from integration.pipeline.records import BATCH, resolve_batch
@@ -63,6 +64,27 @@ def rescore_leads(lead_ids: list[int]) -> dict[str, Any]:
     """Process the pending events of ``lead_ids``; return counts. Raises on storage errors."""
     svc = services.current()
     clear_rescore_marks(svc.redis, lead_ids)
+    return _rescore(svc, lead_ids)
+
+
+@observed_job
+def rescore_wanted() -> dict[str, Any]:
+    """Process the pending events of the next wanted leads (``queue.take_wanted``); return counts.
+    Raises on storage errors. The leads taken are kept in the job's meta, so RQ's retry of this
+    job (after an outage, or after its worker was killed) processes the same leads."""
+    svc = services.current()
+    job = get_current_job()
+    lead_ids = job.meta.get("leads") if job is not None else None
+    if lead_ids is None:
+        lead_ids = take_wanted(svc.queue)
+        if job is not None:
+            job.meta["leads"] = lead_ids
+            job.save_meta()
+        clear_rescore_marks(svc.redis, lead_ids)
+    return _rescore(svc, lead_ids)
+
+
+def _rescore(svc: services.Services, lead_ids: list[int]) -> dict[str, Any]:
     now = svc.now()
     hydrate_from_crm(svc, lead_ids)
     scored, _failed = each_lead_apart(svc, sorted(lead_ids), now,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from integration.pipeline.failures import each_lead_apart
@@ -29,14 +29,20 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 
 
-def due_for_review(session: Session, now: datetime, limit: int = BATCH) -> list[tuple[int, str | None]]:
-    """The leads whose next review is due, earliest first, row-locked (skipping rows another
-    worker holds) on PostgreSQL."""
+def due_query(now: datetime, limit: int = BATCH, *, lock: bool = False) -> Select[tuple[int, str | None]]:
+    """The query of the leads whose next review is due, earliest first (an index range scan of
+    ``next_review_at``: it reads the due leads only); ``lock``: row-locked, skipping rows another
+    worker holds (PostgreSQL)."""
     stmt = (select(Lead.id, Lead.next_review_reason)
             .where(Lead.next_review_at.is_not(None), Lead.next_review_at <= now, Lead.quarantined_at.is_(None))
             .order_by(Lead.next_review_at).limit(limit))
-    if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Lead)
+    return stmt.with_for_update(skip_locked=True, of=Lead) if lock else stmt
+
+
+def due_for_review(session: Session, now: datetime, limit: int = BATCH) -> list[tuple[int, str | None]]:
+    """The leads whose next review is due, earliest first, row-locked (skipping rows another
+    worker holds) on PostgreSQL."""
+    stmt = due_query(now, limit, lock=session.bind.dialect.name == "postgresql")
     return [(lead_id, reason) for lead_id, reason in session.execute(stmt)]
 
 

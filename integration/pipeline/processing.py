@@ -333,7 +333,6 @@ class BatchWalk:
                 self.score_step()
             before = {name: (lead.fields or {}).get(name) for name in feedback_fields}
             changed = apply_event(self.session, lead, event, self.now)
-            event.processed_at = self.now
             if event.kind in self.svc.rules.activity_kinds and (
                     lead.last_engagement_at is None or at > lead.last_engagement_at):
                 lead.last_engagement_at = at
@@ -458,6 +457,11 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
             break
         seen += len(pending)
         walk.take(pending)
+        # One statement marks them processed (rather than an UPDATE per event when flushing).
+        session.execute(update(Event).where(Event.id.in_([event.id for event in pending]))
+                        .values(processed_at=now))
+        if not any(event.kind == "merge" or (event.properties or {}).get("converted_contact_id") for event in pending):
+            break  # no merge: nothing more can have arrived on this lead (spares a query per lead)
     if not seen:
         return outcome
     clear_failures(lead)  # rolled back with everything else if this run fails too

@@ -1,5 +1,11 @@
 """The pipeline's long-running processes: the RQ worker and the cron scheduler.
 
+The worker runs jobs in its own process (``InProcessWorker``, RQ's ``SimpleWorker``): no fork per
+job, so a job reuses the process's database and Redis connections, loaded rules and compiled
+scoring instead of paying for a work horse and new connections each time (a rescore job is
+often a few milliseconds of work). ``leadloop worker --fork`` runs RQ's forking ``Worker``
+instead (``LeadloopWorker``), for jobs that must not share a process.
+
 Both outlive their dependencies: when Redis goes away they log one line, wait (1, 2, 4 ... up to
 30 seconds) and connect again, instead of exiting; a job that meets an unreachable database
 fails and RQ retries it.
@@ -17,13 +23,15 @@ Recovery after a worker is killed (``kill -9``, a lost machine) is quick by desi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
+from rq.worker import BaseWorker, WorkerStatus
 
 from integration.logs import configure_logging
 from integration.pipeline.jobs import cron_jobs
@@ -47,21 +55,47 @@ class LeadloopWorker(Worker):
         return super().get_heartbeat_ttl(job, working_time) - 60 + HEARTBEAT_GRACE_SECONDS
 
 
-def run_worker(svc: Services, *, burst: bool = False, simple: bool = False,
+class InProcessWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` (each job runs in this process) that renews the running job's
+    heartbeat every ``HEARTBEAT_SECONDS`` from a thread, as the forking worker does from its
+    parent, so a killed worker's job is noticed after the same short grace."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except REDIS_DOWN:  # the job itself will meet the outage; the next beat may pass
+                    log.warning("worker: could not renew the heartbeat of job %s", job.id)
+
+        heart = threading.Thread(target=beat, name=f"heartbeat {job.id}", daemon=True)
+        heart.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            heart.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return BaseWorker.get_heartbeat_ttl(self, job, working_time) - 60 + HEARTBEAT_GRACE_SECONDS
+
+
+def run_worker(svc: Services, *, burst: bool = False, fork: bool = False,
                sleep: Callable[[float], None] = time.sleep) -> None:
     """Work the queue until stopped (or, with ``burst``, until it is empty), reconnecting to
-    Redis with backoff. ``simple`` runs jobs in this process (RQ's ``SimpleWorker``, which
-    renews no heartbeat while a job runs, so it keeps RQ's default grace)."""
+    Redis with backoff. Jobs run in this process (``InProcessWorker``); ``fork`` runs each in a
+    forked work horse (``LeadloopWorker``)."""
 
     configure_logging(svc.config["LOG_LEVEL"], svc.config["LOG_FORMAT"])
 
     def work() -> None:
-        if simple:
-            worker: Worker = SimpleWorker([svc.queue], connection=svc.redis,
-                                          maintenance_interval=MAINTENANCE_SECONDS)
-        else:
-            worker = LeadloopWorker([svc.queue], connection=svc.redis, job_monitoring_interval=HEARTBEAT_SECONDS,
-                                    maintenance_interval=MAINTENANCE_SECONDS)
+        worker_class: type[BaseWorker] = LeadloopWorker if fork else InProcessWorker
+        worker = worker_class([svc.queue], connection=svc.redis, job_monitoring_interval=HEARTBEAT_SECONDS,
+                              maintenance_interval=MAINTENANCE_SECONDS)
         worker.work(with_scheduler=True, burst=burst, logging_level=svc.config["LOG_LEVEL"])
 
     keep_connected("worker", work, sleep, once=burst)

@@ -2,8 +2,9 @@
 
 ``store_events`` is the whole durability guarantee: the receiver answers 2xx only after the
 transaction it runs in has committed. Redeliveries are absorbed by the (source, event_key)
-unique constraint; a concurrent duplicate surfaces as an IntegrityError and the caller retries
-the transaction, which then sees the stored copy.
+unique constraint (``ON CONFLICT DO NOTHING``: a concurrent duplicate waits for the first
+copy's transaction and is then absorbed too); two concurrent requests creating the same lead
+surface as an IntegrityError and the caller retries the transaction, which then sees the lead.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import Select, String, and_, any_, bindparam, column, func, or_, select, tuple_, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from connectors.events import LeadEvent
@@ -87,32 +91,118 @@ def resolve_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, 
     return {key: follow(lead) for key, lead in found.items()}
 
 
-def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime) -> StoreResult:
+@dataclass(frozen=True, slots=True)
+class LeadRef:
+    """What intake needs of a stored lead."""
+
+    COLUMNS = (Lead.id, Lead.crm, Lead.crm_id, Lead.email, Lead.merged_into_id, Lead.erased_at)
+
+    id: int
+    crm: str | None
+    crm_id: str | None
+    email: str | None
+    merged_into_id: int | None
+    erased_at: datetime | None
+
+
+def _known_leads_statements() -> dict[str, Select[Any]]:
+    """The leads with these CRM records or addresses, by dialect; built once (intake runs it per
+    request). PostgreSQL takes the keys as three arrays (three parameters, whatever the number of
+    events: the driver prepares a statement with thousands of parameters slowly); SQLite, as lists."""
+    keys = func.unnest(bindparam("crms", type_=ARRAY(String)), bindparam("crm_ids", type_=ARRAY(String))) \
+        .table_valued("crm", "crm_id").render_derived()
+    by_record = select(Lead.id).join(keys, and_(Lead.crm == keys.c.crm, Lead.crm_id == keys.c.crm_id))
+    by_email = select(Lead.id).where(Lead.email == any_(bindparam("emails", type_=ARRAY(String))))
+    return {
+        "postgresql": select(*LeadRef.COLUMNS).where(Lead.id.in_(union(by_record, by_email))).order_by(Lead.id),
+        "sqlite": select(*LeadRef.COLUMNS)
+        .where(or_(tuple_(Lead.crm, Lead.crm_id).in_(bindparam("crm_keys", expanding=True)),
+                   Lead.email.in_(bindparam("emails", expanding=True))))
+        .order_by(Lead.id),
+    }
+
+
+_KNOWN_LEADS = _known_leads_statements()
+
+
+def _known_leads(session: Session, events: Sequence[LeadEvent]) -> dict[tuple, LeadRef]:
+    """Return the lead of every event identity whose lead exists and needs no change, in one query.
+
+    Reads only: identities that would create a lead or have a CRM record claim a web-only lead
+    are left out (``resolve_leads`` does that, for fresh events only, once they are stored).
+    """
+    crm_keys = {(e.crm, e.crm_id) for e in events if e.crm and e.crm_id}
+    emails = {e.email for e in events if e.email}
+    if not crm_keys and not emails:
+        return {}
+    if session.bind.dialect.name == "postgresql":
+        ordered = sorted(crm_keys)
+        params: dict[str, Any] = {"crms": [crm for crm, _ in ordered], "crm_ids": [crm_id for _, crm_id in ordered],
+                                  "emails": sorted(emails)}
+    else:
+        params = {"crm_keys": sorted(crm_keys), "emails": sorted(emails)}
+    rows = session.execute(_KNOWN_LEADS[session.bind.dialect.name], params).all()
+    by_crm, by_email = {}, {}
+    for row in rows:
+        ref = LeadRef(*row)
+        if ref.crm is not None and (ref.crm, ref.crm_id) in crm_keys:
+            by_crm[(ref.crm, ref.crm_id)] = ref
+        if ref.email in emails:
+            by_email.setdefault(ref.email, []).append(ref)
+    found: dict[tuple, LeadRef] = {}
+    for event in events:
+        key = _identity(event)
+        if key in found:
+            continue
+        if key[0] == "crm":
+            if (event.crm, event.crm_id) in by_crm:
+                found[key] = by_crm[(event.crm, event.crm_id)]
+            continue
+        candidates = [ref for ref in by_email.get(event.email or "", []) if ref.merged_into_id is None]
+        if candidates:
+            found[key] = next((ref for ref in reversed(candidates) if ref.crm is not None), candidates[0])
+    merged = {ref.merged_into_id for ref in found.values() if ref.merged_into_id is not None}
+    if merged:  # a merged-away lead's identity: its survivor (rare; as resolve_leads follows)
+        survivors = {ref.id: ref for ref in (LeadRef(*row) for row in session.execute(
+            select(*LeadRef.COLUMNS).where(Lead.id.in_(merged))))}
+        found = {key: survivors.get(ref.merged_into_id, ref) if ref.merged_into_id else ref
+                 for key, ref in found.items()}
+        if any(ref.merged_into_id is not None for ref in found.values()):  # merged twice: the long way
+            found = {key: ref for key, ref in found.items() if ref.merged_into_id is None}
+    return found
+
+
+def store_events(session: Session, events: Sequence[LeadEvent], received_at: datetime, *,
+                 known_only: bool = False) -> StoreResult | None:
     """Insert the events not stored before; return counts and the leads touched.
 
-    Does not commit: the caller commits, then acknowledges. Raises IntegrityError when a
-    concurrent request stored the same event first (retry the transaction).
+    Few round trips, as intake runs once per webhook: one query finds the known leads, one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` stores what is new and says which events
+    were (a redelivery, also a concurrent one, is absorbed by the unique constraint). Only
+    events of people not known yet cost one more query, to create (or claim) their lead only
+    when the event is new. Does not commit: the caller commits, then acknowledges. Raises
+    IntegrityError when a concurrent request created the same lead first (retry the transaction).
+
+    ``known_only``: store nothing and return None when an event's lead is not known yet, so a
+    session in which each statement commits on its own stores all or nothing (its one write is
+    the INSERT); the caller then stores them in a transaction.
     """
     unique: dict[tuple[str, str], LeadEvent] = {}
     for event in events:
         unique.setdefault((event.source, event.event_key), event)
-    in_batch_duplicates = len(events) - len(unique)
-    existing: set[tuple[str, str]] = set()
-    keys = list(unique)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        existing.update((source, key) for source, key in session.execute(
-            select(Event.source, Event.event_key).where(tuple_(Event.source, Event.event_key).in_(chunk))
-        ))
-    fresh = [event for key, event in unique.items() if key not in existing]
-    if not fresh:
-        return StoreResult(0, len(events), 0, frozenset())
     # Ignored events (a company change) are kept for audit but create no lead; record events (a
     # deal, a rep activity) wait, unprocessed and without a lead, until the pipeline resolves the
     # people they concern (``integration.pipeline.records``).
-    leads = resolve_leads(session, [event for event in fresh if _about_a_lead(event)])
+    about = [event for event in unique.values() if _about_a_lead(event)]
+    leads: dict[tuple, LeadRef | Lead] = dict(_known_leads(session, about))
+    newcomers = [event for event in about if _identity(event) not in leads]
+    if newcomers and known_only:
+        return None
+    if newcomers:  # create (or claim) the lead of a new person only for an event never stored
+        stored = _stored_keys(session, [(event.source, event.event_key) for event in newcomers])
+        leads.update(resolve_leads(session, [e for e in newcomers if (e.source, e.event_key) not in stored]))
     rows = []
-    for event in fresh:
+    for event in unique.values():
         lead = leads.get(_identity(event)) if _about_a_lead(event) else None
         erased = lead is not None and lead.erased_at is not None
         waiting = event.record_id is not None
@@ -126,14 +216,61 @@ def store_events(session: Session, events: Sequence[LeadEvent], received_at: dat
             "raw": None if erased else event.raw,
             "processed_at": received_at if (lead is None and not waiting) or erased else None,
         })
-    session.execute(insert(Event), rows)
+    fresh_keys: set[tuple[str, str]] = set()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        fresh_keys.update((source, key) for source, key in connection.execute(
+            _INSERT_NEW_PG, {"rows": [_json_row(row) for row in rows]}))
+    else:
+        for start in range(0, len(rows), 500):
+            fresh_keys.update((source, key) for source, key in connection.execute(_INSERT_NEW_SQLITE,
+                                                                                  rows[start:start + 500]))
+    fresh = [row for row in rows if (row["source"], row["event_key"]) in fresh_keys]
     return StoreResult(
         accepted=len(fresh),
-        duplicates=in_batch_duplicates + len(existing),
-        ignored=sum(1 for row in rows if row["lead_id"] is None and row["record_id"] is None),
-        lead_ids=frozenset(row["lead_id"] for row in rows if row["lead_id"] and row["processed_at"] is None),
-        record_crms=frozenset(event.source for event in fresh if event.record_id is not None),
+        duplicates=len(events) - len(fresh),
+        ignored=sum(1 for row in fresh if row["lead_id"] is None and row["record_id"] is None),
+        lead_ids=frozenset(row["lead_id"] for row in fresh if row["lead_id"] and row["processed_at"] is None),
+        record_crms=frozenset(row["source"] for row in fresh if row["record_id"] is not None),
     )
+
+
+def _stored_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (source, event_key) pairs among ``keys`` already stored."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 500):
+        found.update((source, key) for source, key in session.execute(
+            select(Event.source, Event.event_key)
+            .where(tuple_(Event.source, Event.event_key).in_(keys[start:start + 500]))))
+    return found
+
+
+#: The columns intake fills.
+_EVENT_COLUMNS = ("source", "event_key", "lead_id", "record_id", "kind", "occurred_at", "received_at", "fields",
+                  "properties", "raw", "processed_at")
+
+
+def _insert_new_pg() -> Any:
+    """``INSERT INTO events ... SELECT ... FROM jsonb_to_recordset(:rows) ON CONFLICT (source, event_key)
+    DO NOTHING RETURNING source, event_key``: what is new is stored, a redelivery is absorbed, the
+    answer says which were new; the rows travel as one JSON parameter (see ``_known_leads_statements``)."""
+    table = Event.__table__
+    rows = func.jsonb_to_recordset(bindparam("rows", type_=JSONB)) \
+        .table_valued(*(column(name, table.c[name].type) for name in _EVENT_COLUMNS)).render_derived(with_types=True)
+    return (postgresql.insert(table).from_select(_EVENT_COLUMNS, select(*(rows.c[name] for name in _EVENT_COLUMNS)))
+            .on_conflict_do_nothing(index_elements=["source", "event_key"])
+            .returning(table.c.source, table.c.event_key))
+
+
+_INSERT_NEW_PG = _insert_new_pg()
+#: The same on SQLite, one row per parameter set.
+_INSERT_NEW_SQLITE = (sqlite.insert(Event.__table__).on_conflict_do_nothing(index_elements=["source", "event_key"])
+                      .returning(Event.__table__.c.source, Event.__table__.c.event_key))
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An event row as JSON: times as ISO-8601 with their offset."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value for name, value in row.items()}
 
 
 def _about_a_lead(event: LeadEvent) -> bool:

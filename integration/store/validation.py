@@ -46,6 +46,9 @@ EVENT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
 FIELD_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "email": Lead.email, "owner_id": Lead.owner_id, "lead_status": Lead.handoff_status,
 }
+#: The length limits of those columns, read once (``event_problems`` runs for every event received).
+EVENT_LIMITS: dict[str, int] = {name: text_limit(column) for name, column in EVENT_COLUMNS.items()}
+FIELD_LIMITS: dict[str, int] = {name: text_limit(column) for name, column in FIELD_COLUMNS.items()}
 #: Activity properties scoring uses as lookup keys: text only.
 TEXT_PROPERTIES = ("asset", "url")
 
@@ -53,17 +56,17 @@ TEXT_PROPERTIES = ("asset", "url")
 def event_problems(event: LeadEvent) -> list[str]:
     """Every reason the store would refuse ``event`` (or the worker choke on it); [] if none."""
     problems: list[str] = []
-    for name, column in EVENT_COLUMNS.items():
+    for name, limit in EVENT_LIMITS.items():
         value = getattr(event, name)
         if value is not None:
-            problems += _text_problems(name, value, text_limit(column))
+            problems += _text_problems(name, value, limit)
     if not EARLIEST <= event.occurred_at < LATEST:
         problems.append(f"occurred_at: {event.occurred_at.isoformat()} is outside "
                         f"{EARLIEST.year}-{LATEST.year}")
-    for name, column in FIELD_COLUMNS.items():
+    for name, limit in FIELD_LIMITS.items():
         value = event.fields.get(name)
         if value is not None:
-            problems += _text_problems(f"fields.{name}", str(value), text_limit(column))
+            problems += _text_problems(f"fields.{name}", str(value), limit)
     for name in TEXT_PROPERTIES:
         value = event.properties.get(name)
         if value is not None and not isinstance(value, str):

@@ -168,4 +168,5 @@ def _event_of(raw: Any, item: dict[str, Any]) -> LeadEvent:
     )
 
 
-ENDPOINT = Endpoint(rule="/events", name="events", verify=verify, parse=parse, max_body=MAX_BODY)
+ENDPOINT = Endpoint(rule="/events", name="events", verify=verify, parse=parse, max_body=MAX_BODY,
+                    checks_storable=True)
