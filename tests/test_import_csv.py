@@ -261,3 +261,21 @@ def test_the_workers_cron_finds_nothing_to_do_in_imported_history(svc):
     assert sweep_slas() == {"due": 0}
     drain(svc)  # whatever the cron queued (a roll-out check) runs
     assert table_counts(svc) == before_counts and stored_leads(svc) == before_leads
+
+
+def test_a_rules_roll_out_rescores_imported_history_but_never_hands_it_off(svc):
+    # Imported CSV leads belong to no connector: a roll-out keeps their scores current for the
+    # reports, but they never move stage, are never handed off and queue nothing for a CRM.
+    from integration.pipeline.rollout import mark_all_due, run_rollout
+
+    run_import(svc)
+    before = stored_leads(svc)
+    with svc.sessions.begin() as session:
+        assert mark_all_due(session) > 0
+    assert run_rollout(svc, svc.now())["rescored"] > 0
+    after, counts = stored_leads(svc), table_counts(svc)
+    assert counts["outbox"] == 0
+    assert {ref: (lead["stage"], lead["transitions"]) for ref, lead in after.items()} == \
+           {ref: (lead["stage"], lead["transitions"]) for ref, lead in before.items()}
+    with svc.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead).where(Lead.rules_version.is_(None))) == 0

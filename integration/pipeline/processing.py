@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from connectors import registry
 from connectors.base import CrmError
 from integration.pipeline.failures import clear_failures
 from integration.pipeline.handoff import hand_off, latest_activity_line
@@ -546,6 +547,9 @@ def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime, c
     The verdict is recorded under the live rules and the lifecycle applies it as it would any
     score (a hand-off follows the same rules); the CRM gets an update only when what the rep sees
     changed. Leads that are merged away, erased, deleted, quarantined or never scored are left.
+    A lead imported from a source no connector serves (``leadloop import csv``) is history: its
+    score is kept current for the reports, but it never moves stage, is never handed off and has
+    no CRM to write to.
     """
     outcome = LeadOutcome()
     lead = lock_lead(session, lead_id)
@@ -557,6 +561,9 @@ def rescore_lead(session: Session, svc: Services, lead_id: int, now: datetime, c
     result = score_now(session, svc, lead, now, inputs)
     record_score(session, lead, result, now, 0, cause)
     outcome.scored = True
+    if lead.crm is not None and lead.crm not in registry():
+        plan_review(svc, lead, inputs, now)
+        return outcome
     apply_score(session, svc, lead, result, now, changes)
     plan_review(svc, lead, inputs, now)
     if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
