@@ -8,8 +8,9 @@ later reached ``to`` (at or after their first entry into ``from``, by any path: 
 entry into ``from`` to the first entry into ``to`` after it. Stage times are the transitions'
 business times (``Transition.at``); SLA reminders (a transition to the same stage) are no entry.
 
-In SQL, one pass over the transitions: per lead and stage the first and last entry and how many
-(a second look only for the few leads that entered a stage three times or more).
+In SQL, one pass over the stage summaries (``integration.store.summaries``: per lead and stage the
+first and last entry and how many; the first touch from the touch summaries), a look at the
+transitions only for the few leads that entered a stage three times or more.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from integration.reports.sql import (
     share,
 )
 from integration.reports.window import ReportQuery
-from integration.store.models import Transition
+from integration.store.models import LeadStageSummary, Transition
 from scoring.lifecycle_schemas import STAGES
 
 #: The stage pairs reported: the main path step by step, cumulative from new (and mql to won),
@@ -73,13 +74,15 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
     cohort = cohort_leads(session, query).cte("cohort")
     moves = (Transition.to_stage != Transition.from_stage,)
-    into = {stage: Transition.to_stage == stage for stage in STAGES[1:]}
-    entries = (select(Transition.lead_id,
-                      *(func.min(case((hit, Transition.at))).label(f"first_{stage}") for stage, hit in into.items()),
-                      *(func.max(case((hit, Transition.at))).label(f"last_{stage}") for stage, hit in into.items()),
-                      *(func.sum(case((hit, 1), else_=0)).label(f"times_{stage}") for stage, hit in into.items()))
-               .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
-               .group_by(Transition.lead_id).cte("entries"))
+    summary = LeadStageSummary
+    into = {stage: summary.stage == stage for stage in STAGES[1:]}
+    entries = (select(summary.lead_id,
+                      *(func.min(case((hit, summary.first_at))).label(f"first_{stage}") for stage, hit in into.items()),
+                      *(func.max(case((hit, summary.last_at))).label(f"last_{stage}") for stage, hit in into.items()),
+                      *(func.sum(case((hit, summary.entries), else_=0)).label(f"times_{stage}")
+                        for stage, hit in into.items()))
+               .join(cohort, cohort.c.lead_id == summary.lead_id)
+               .group_by(summary.lead_id).cte("entries"))
 
     def first(stage: str) -> Any:
         return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]

@@ -33,7 +33,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from integration.reports.window import ALL, NONE, ReportQuery
-from integration.store.models import Event, Lead
+from integration.store.models import Event, Lead, LeadTouchSummary
+from integration.store.summaries import refresh
 
 #: Rounding of the shares (0.1234) and of the day counts (1.25) in the reports' JSON.
 SHARE_DIGITS, DAY_DIGITS = 4, 2
@@ -48,7 +49,10 @@ REPORT_SETTINGS = {"jit": "off", "work_mem": "'128MB'", "random_page_cost": "1.1
 
 
 def prepare(session: Session) -> None:
-    """Tune the session's current transaction for reports (PostgreSQL; nothing on SQLite)."""
+    """Bring the report summaries up to date (``integration.store.summaries.refresh``: only the
+    rows added since the last refresh; it commits), then tune the session's new transaction for
+    reports (PostgreSQL; nothing on SQLite)."""
+    refresh(session)
     if dialect(session) == "postgresql":
         for name, value in REPORT_SETTINGS.items():
             session.execute(text(f"SET LOCAL {name} = {value}"))
@@ -74,9 +78,9 @@ def month_of(session: Session, moment: Any) -> ColumnElement[str]:
 
 
 def first_touches() -> Select:
-    """Per lead, the business time of its earliest event (``lead_id``, ``first_at``)."""
-    return (select(Event.lead_id.label("lead_id"), func.min(Event.occurred_at).label("first_at"))
-            .where(Event.lead_id.is_not(None)).group_by(Event.lead_id))
+    """Per lead, the business time of its earliest event (``lead_id``, ``first_at``), from the
+    summaries (current after ``prepare``)."""
+    return select(LeadTouchSummary.lead_id.label("lead_id"), LeadTouchSummary.first_at.label("first_at"))
 
 
 def first_campaigns() -> Select:

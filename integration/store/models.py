@@ -135,6 +135,9 @@ class Lead(Base):
         Index("ix_leads_failures", "failures"),
         Index("ix_leads_next_review", "next_review_at"),
         Index("ix_leads_email", "email"),
+        # The report summaries' refresh looks up the leads merged away or erased (few).
+        Index("ix_leads_merged_into", "merged_into_id"),
+        Index("ix_leads_erased", "erased_at"),
         # One live web-only lead per address, so concurrent requests cannot fork a lead.
         Index("uq_leads_web_email", "email", unique=True,
               sqlite_where=text("crm IS NULL AND merged_into_id IS NULL"),
@@ -293,3 +296,55 @@ class RotationState(Base):
     team: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
     picks: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- report summaries (integration.store.summaries keeps them; the reports read them) ---------
+
+
+class SummaryWatermark(Base):
+    """The one row saying how far the summaries have read: the last transition and event folded in."""
+
+    __tablename__ = "summary_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transition_id: Mapped[int] = mapped_column(Integer, default=0)
+    event_id: Mapped[int] = mapped_column(Integer, default=0)
+    refreshed_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+
+class LeadTouchSummary(Base):
+    """A lead's first touch (the business time of its earliest event) and first conversion."""
+
+    __tablename__ = "lead_touch_summary"
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(Stamp)
+    #: Its earliest conversion on any call to action (``summaries.CONVERSIONS``), if any.
+    first_conversion_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+
+class LeadStageSummary(Base):
+    """A lead's entries into one stage (transitions to it from another stage): first, last, how many."""
+
+    __tablename__ = "lead_stage_summary"
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(Stamp)
+    last_at: Mapped[datetime] = mapped_column(Stamp)
+    entries: Mapped[int] = mapped_column(Integer)
+
+
+class LeadContentSummary(Base):
+    """A lead's touches of one call to action (``kind`` asset, form or campaign, and its name):
+    first and last touch, first conversion and how many conversions."""
+
+    __tablename__ = "lead_content_summary"
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(Stamp)
+    last_at: Mapped[datetime] = mapped_column(Stamp)
+    first_conversion_at: Mapped[datetime | None] = mapped_column(Stamp)
+    conversions: Mapped[int] = mapped_column(Integer)
