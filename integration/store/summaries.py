@@ -45,7 +45,12 @@ from integration.store.models import (
 CONVERSIONS = ("form_submit", "content_download", "trial_signup", "event_attended", "contact_request")
 #: The kinds of call to action: each is an event property naming one.
 CALLS_TO_ACTION = ("asset", "form", "campaign")
+#: PostgreSQL settings for a refresh's transaction (a full one groups millions of rows): as the
+#: reports' (``integration.reports.sql.REPORT_SETTINGS``), JIT off and sorts and hashes in memory.
+REFRESH_SETTINGS = {"jit": "off", "work_mem": "'256MB'"}
 SUMMARIES = (LeadTouchSummary, LeadStageSummary, LeadContentSummary)
+#: Their tables' names (and the watermark's).
+SUMMARY_TABLES = tuple(model.__tablename__ for model in (*SUMMARIES, SummaryWatermark))
 
 
 def refresh(session: Session) -> dict[str, int]:
@@ -55,6 +60,8 @@ def refresh(session: Session) -> dict[str, int]:
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("LOCK TABLE events, transitions IN SHARE MODE"))
+        for name, value in REFRESH_SETTINGS.items():
+            session.execute(text(f"SET LOCAL {name} = {value}"))
     mark = session.get(SummaryWatermark, 1)
     if mark is None:
         mark = SummaryWatermark(id=1, transition_id=0, event_id=0)
