@@ -11,19 +11,22 @@ from sqlalchemy.orm import Session
 
 from integration.pipeline.processing import erase_personal_data, merge_into
 from integration.store.migrate import alembic_config, current, upgrade
-from integration.store.models import LeadContentSummary, LeadStageSummary, LeadTouchSummary, SummaryWatermark
-from integration.store.summaries import rebuild, refresh
+from integration.store.models import LeadContentSummary, LeadSummary, SummaryWatermark
+from integration.store.summaries import ENTERED_STAGES, rebuild, refresh
 from tests.reports_support import History, at, session  # noqa: F401 - the fixture
 
 
 def snapshot(store: Session) -> dict[str, list[tuple]]:
-    """Every summary row, sorted."""
-    tables = {"touch": (LeadTouchSummary, ["lead_id", "first_at", "first_conversion_at"]),
-              "stage": (LeadStageSummary, ["lead_id", "stage", "first_at", "last_at", "entries"]),
-              "content": (LeadContentSummary,
-                          ["lead_id", "kind", "name", "first_at", "last_at", "first_conversion_at", "conversions"])}
-    return {name: sorted(tuple(row) for row in store.execute(select(*(getattr(model, column) for column in columns))))
-            for name, (model, columns) in tables.items()}
+    """Every summary row, sorted: per lead its touch and conversion (``touch``), per lead and
+    stage entered its first and last entry and count (``stage``), and the content rows."""
+    leads = store.execute(select(LeadSummary.__table__)).mappings().all()
+    content = select(*(LeadContentSummary.__table__.c[column] for column in
+                       ("lead_id", "kind", "name", "first_at", "last_at", "first_conversion_at", "conversions")))
+    return {"touch": sorted((row["lead_id"], row["first_touch_at"], row["first_conversion_at"]) for row in leads),
+            "stage": sorted((row["lead_id"], stage, row[f"{stage}_first_at"], row[f"{stage}_last_at"],
+                             row[f"{stage}_entries"]) for row in leads for stage in ENTERED_STAGES
+                            if row[f"{stage}_entries"]),
+            "content": sorted(tuple(row) for row in store.execute(content))}
 
 
 def write_first_part(write: History):

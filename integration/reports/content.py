@@ -12,6 +12,7 @@ dilution), ``repeat_share``, and of the leads that touched it before their first
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, literal, select, true, union_all
@@ -20,9 +21,9 @@ from sqlalchemy.orm import Session
 from integration.reports.report import Report
 from integration.reports.sql import count_if, in_window, lead_groups, prepare, share
 from integration.reports.window import ReportQuery
-from integration.store.models import Event, LeadContentSummary, LeadStageSummary, LeadTouchSummary
+from integration.store.models import Event, LeadContentSummary, LeadSummary
 from integration.store.summaries import CALLS_TO_ACTION as TYPES
-from integration.store.summaries import CONVERSIONS
+from integration.store.summaries import CONVERSIONS, latest
 
 COLUMNS = ["group", "type", "name", "leads_touched", "first_touches", "conversions", "converters", "new_converters",
            "repeat_converters", "repeat_share", "touched_before_mql", "mql_rate", "accepted_rate", "won_rate"]
@@ -62,22 +63,15 @@ def _joined(session: Session, query: ReportQuery) -> Any:
     in the window and its first touch ever, its conversions on it in the window, its first
     conversion on it and on any call to action (ever), and the lead's first MQL, acceptance and win."""
     per_lead = _per_lead(query)
-    touch = LeadTouchSummary
-    stages = LeadStageSummary
-    marks = (select(stages.lead_id,
-                    func.min(case((stages.stage == "mql", stages.first_at))).label("first_mql"),
-                    func.max(case((stages.stage.in_(("accepted", "sql", "won", "lost")), stages.last_at)))
-                    .label("accepted_at"),
-                    func.max(case((stages.stage == "won", stages.last_at))).label("won_at"))
-             .where(stages.stage.in_(("mql", "accepted", "sql", "won", "lost")))
-             .group_by(stages.lead_id).subquery("stage_marks"))
+    summary = LeadSummary.__table__.c
+    accepted_at = reduce(latest, (summary[f"{stage}_last_at"] for stage in ("accepted", "sql", "won", "lost")))
     groups = lead_groups(session, query.by).subquery("groups")
     return (select(groups.c.grp, per_lead.c.type, per_lead.c.name, per_lead.c.first_at, per_lead.c.first_conversion,
-                   per_lead.c.conversions, touch.first_conversion_at.label("earliest_conversion"),
-                   touch.first_at.label("first_touch"), marks.c.first_mql, marks.c.accepted_at, marks.c.won_at)
+                   per_lead.c.conversions, summary.first_conversion_at.label("earliest_conversion"),
+                   summary.first_touch_at.label("first_touch"), summary.mql_first_at.label("first_mql"),
+                   accepted_at.label("accepted_at"), summary.won_last_at.label("won_at"))
             .select_from(per_lead).join(groups, groups.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(touch, touch.lead_id == per_lead.c.lead_id)
-            .outerjoin(marks, marks.c.lead_id == per_lead.c.lead_id))
+            .outerjoin(LeadSummary, LeadSummary.lead_id == per_lead.c.lead_id))
 
 
 def _per_lead(query: ReportQuery) -> Any:

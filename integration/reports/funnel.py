@@ -8,9 +8,9 @@ later reached ``to`` (at or after their first entry into ``from``, by any path: 
 entry into ``from`` to the first entry into ``to`` after it. Stage times are the transitions'
 business times (``Transition.at``); SLA reminders (a transition to the same stage) are no entry.
 
-In SQL, one pass over the stage summaries (``integration.store.summaries``: per lead and stage the
-first and last entry and how many; the first touch from the touch summaries), a look at the
-transitions only for the few leads that entered a stage three times or more.
+In SQL, one row per lead from the lead summaries (``integration.store.summaries``: the first touch,
+and per stage the first and last entry and how many), a look at the transitions only for the few
+leads that entered a stage three times or more.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from integration.reports.sql import (
     share,
 )
 from integration.reports.window import ReportQuery
-from integration.store.models import LeadStageSummary, Transition
+from integration.store.models import LeadSummary, Transition
 from scoring.lifecycle_schemas import STAGES
 
 #: The stage pairs reported: the main path step by step, cumulative from new (and mql to won),
@@ -74,15 +74,12 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
     cohort = cohort_leads(session, query).cte("cohort")
     moves = (Transition.to_stage != Transition.from_stage,)
-    summary = LeadStageSummary
-    into = {stage: summary.stage == stage for stage in STAGES[1:]}
+    summary = LeadSummary
     entries = (select(summary.lead_id,
-                      *(func.min(case((hit, summary.first_at))).label(f"first_{stage}") for stage, hit in into.items()),
-                      *(func.max(case((hit, summary.last_at))).label(f"last_{stage}") for stage, hit in into.items()),
-                      *(func.sum(case((hit, summary.entries), else_=0)).label(f"times_{stage}")
-                        for stage, hit in into.items()))
-               .join(cohort, cohort.c.lead_id == summary.lead_id)
-               .group_by(summary.lead_id).cte("entries"))
+                      *(summary.__table__.c[f"{stage}_first_at"].label(f"first_{stage}") for stage in STAGES[1:]),
+                      *(summary.__table__.c[f"{stage}_last_at"].label(f"last_{stage}") for stage in STAGES[1:]),
+                      *(summary.__table__.c[f"{stage}_entries"].label(f"times_{stage}") for stage in STAGES[1:]))
+               .subquery("entries"))
 
     def first(stage: str) -> Any:
         return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]

@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from integration.reports.window import ALL, NONE, ReportQuery
-from integration.store.models import Event, Lead, LeadTouchSummary
+from integration.store.models import Event, Lead, LeadSummary
 from integration.store.summaries import refresh
 
 #: Rounding of the shares (0.1234) and of the day counts (1.25) in the reports' JSON.
@@ -80,7 +80,8 @@ def month_of(session: Session, moment: Any) -> ColumnElement[str]:
 def first_touches() -> Select:
     """Per lead, the business time of its earliest event (``lead_id``, ``first_at``), from the
     summaries (current after ``prepare``)."""
-    return select(LeadTouchSummary.lead_id.label("lead_id"), LeadTouchSummary.first_at.label("first_at"))
+    return (select(LeadSummary.lead_id.label("lead_id"), LeadSummary.first_touch_at.label("first_at"))
+            .where(LeadSummary.first_touch_at.is_not(None)))
 
 
 def first_campaigns() -> Select:

@@ -312,27 +312,41 @@ class SummaryWatermark(Base):
     refreshed_at: Mapped[datetime | None] = mapped_column(Stamp)
 
 
-class LeadTouchSummary(Base):
-    """A lead's first touch (the business time of its earliest event) and first conversion."""
+class LeadSummary(Base):
+    """One row per lead: its first touch (the business time of its earliest event), its first
+    conversion, and per stage it can enter (every stage but ``new``, entered at the first touch)
+    its first and last entry (a transition to it from another stage) and how many."""
 
-    __tablename__ = "lead_touch_summary"
+    __tablename__ = "lead_summary"
 
     lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    first_at: Mapped[datetime] = mapped_column(Stamp)
+    first_touch_at: Mapped[datetime | None] = mapped_column(Stamp)
     #: Its earliest conversion on any call to action (``summaries.CONVERSIONS``), if any.
     first_conversion_at: Mapped[datetime | None] = mapped_column(Stamp)
-
-
-class LeadStageSummary(Base):
-    """A lead's entries into one stage (transitions to it from another stage): first, last, how many."""
-
-    __tablename__ = "lead_stage_summary"
-
-    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
-    first_at: Mapped[datetime] = mapped_column(Stamp)
-    last_at: Mapped[datetime] = mapped_column(Stamp)
-    entries: Mapped[int] = mapped_column(Integer)
+    nurture_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    nurture_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    nurture_entries: Mapped[int] = mapped_column(Integer, default=0)
+    mql_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    mql_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    mql_entries: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    accepted_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    accepted_entries: Mapped[int] = mapped_column(Integer, default=0)
+    sql_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    sql_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    sql_entries: Mapped[int] = mapped_column(Integer, default=0)
+    won_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    won_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    won_entries: Mapped[int] = mapped_column(Integer, default=0)
+    lost_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    lost_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    lost_entries: Mapped[int] = mapped_column(Integer, default=0)
+    recycled_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    recycled_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    recycled_entries: Mapped[int] = mapped_column(Integer, default=0)
+    disqualified_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    disqualified_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    disqualified_entries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LeadContentSummary(Base):

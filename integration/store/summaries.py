@@ -31,15 +31,7 @@ from sqlalchemy import Integer, case, delete, func, literal, or_, select, text, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from integration.store.models import (
-    Event,
-    Lead,
-    LeadContentSummary,
-    LeadStageSummary,
-    LeadTouchSummary,
-    SummaryWatermark,
-    Transition,
-)
+from integration.store.models import Event, Lead, LeadContentSummary, LeadSummary, SummaryWatermark, Transition
 
 #: The event kinds that are a conversion on the asset, form or campaign they name.
 CONVERSIONS = ("form_submit", "content_download", "trial_signup", "event_attended", "contact_request")
@@ -48,7 +40,9 @@ CALLS_TO_ACTION = ("asset", "form", "campaign")
 #: PostgreSQL settings for a refresh's transaction (a full one groups millions of rows): as the
 #: reports' (``integration.reports.sql.REPORT_SETTINGS``), JIT off and sorts and hashes in memory.
 REFRESH_SETTINGS = {"jit": "off", "work_mem": "'256MB'"}
-SUMMARIES = (LeadTouchSummary, LeadStageSummary, LeadContentSummary)
+#: The stages a lead enters by a transition: ``LeadSummary`` has a first and last entry and a count of each.
+ENTERED_STAGES = ("nurture", "mql", "accepted", "sql", "won", "lost", "recycled", "disqualified")
+SUMMARIES = (LeadSummary, LeadContentSummary)
 #: Their tables' names (and the watermark's).
 SUMMARY_TABLES = tuple(model.__tablename__ for model in (*SUMMARIES, SummaryWatermark))
 
@@ -133,7 +127,8 @@ def _earliest(current: Any, new: Any) -> Any:
     return case((current.is_(None), new), (new.is_(None), current), (new < current, new), else_=current)
 
 
-def _latest(current: Any, new: Any) -> Any:
+def latest(current: Any, new: Any) -> Any:
+    """The later of two stamps, either of which may be NULL."""
     return case((current.is_(None), new), (new.is_(None), current), (new > current, new), else_=current)
 
 
@@ -148,19 +143,25 @@ def _named() -> dict[str, Any]:
 
 def _fold_touches(session: Session, events: list[Any], postgres: bool) -> None:
     converts = Event.kind.in_(CONVERSIONS) & or_(*(value.is_not(None) for value in _named().values()))
-    rows = (select(Event.lead_id, func.min(Event.occurred_at), func.min(case((converts, Event.occurred_at))))
+    entries = [f"{stage}_entries" for stage in ENTERED_STAGES]
+    rows = (select(Event.lead_id, func.min(Event.occurred_at), func.min(case((converts, Event.occurred_at))),
+                   *(literal(0) for _ in entries))
             .where(*events).group_by(Event.lead_id))
-    _upsert(session, LeadTouchSummary, rows, ["lead_id", "first_at", "first_conversion_at"], ["lead_id"], postgres,
-            {"first_at": _earliest, "first_conversion_at": _earliest})
+    _upsert(session, LeadSummary, rows, ["lead_id", "first_touch_at", "first_conversion_at", *entries], ["lead_id"],
+            postgres, {"first_touch_at": _earliest, "first_conversion_at": _earliest})
 
 
 def _fold_stages(session: Session, transitions: list[Any], postgres: bool) -> None:
-    rows = (select(Transition.lead_id, Transition.to_stage, func.min(Transition.at), func.max(Transition.at),
-                   func.count())
+    into = {stage: Transition.to_stage == stage for stage in ENTERED_STAGES}
+    rows = (select(Transition.lead_id,
+                   *(func.min(case((hit, Transition.at))) for hit in into.values()),
+                   *(func.max(case((hit, Transition.at))) for hit in into.values()),
+                   *(func.sum(case((hit, 1), else_=0)).cast(Integer) for hit in into.values()))
             .where(Transition.to_stage != Transition.from_stage, *transitions)
-            .group_by(Transition.lead_id, Transition.to_stage))
-    _upsert(session, LeadStageSummary, rows, ["lead_id", "stage", "first_at", "last_at", "entries"],
-            ["lead_id", "stage"], postgres, {"first_at": _earliest, "last_at": _latest, "entries": _plus})
+            .group_by(Transition.lead_id))
+    columns = {**{f"{stage}_first_at": _earliest for stage in into}, **{f"{stage}_last_at": latest for stage in into},
+               **{f"{stage}_entries": _plus for stage in into}}
+    _upsert(session, LeadSummary, rows, ["lead_id", *columns], ["lead_id"], postgres, columns)
 
 
 def _fold_content(session: Session, events: list[Any], postgres: bool) -> None:
@@ -180,4 +181,4 @@ def _fold_content(session: Session, events: list[Any], postgres: bool) -> None:
     _upsert(session, LeadContentSummary, rows,
             ["lead_id", "kind", "name", "first_at", "last_at", "first_conversion_at", "conversions"],
             ["lead_id", "kind", "name"], postgres,
-            {"first_at": _earliest, "last_at": _latest, "first_conversion_at": _earliest, "conversions": _plus})
+            {"first_at": _earliest, "last_at": latest, "first_conversion_at": _earliest, "conversions": _plus})

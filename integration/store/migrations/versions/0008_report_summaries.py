@@ -1,4 +1,4 @@
-"""report summaries: per lead its first touch, stage entries and call-to-action touches
+"""report summaries: per lead its first touch and stage entries, and its call-to-action touches
 
 Creates the tables ``integration.store.summaries`` keeps (and its one-row watermark), indexes the
 leads merged away or erased (the refresh looks them up), and fills the summaries from the events
@@ -20,6 +20,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+#: The stages a lead enters by a transition (as of this revision), one column trio each.
+ENTERED_STAGES = ("nurture", "mql", "accepted", "sql", "won", "lost", "recycled", "disqualified")
+
 
 def upgrade() -> None:
     op.create_table("summary_watermark",
@@ -27,16 +30,15 @@ def upgrade() -> None:
                     sa.Column("transition_id", sa.Integer(), nullable=False),
                     sa.Column("event_id", sa.Integer(), nullable=False),
                     sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_table("lead_touch_summary",
+    stage_columns = [sa.Column(f"{stage}_{what}", kind, nullable=nullable) for stage in ENTERED_STAGES
+                     for what, kind, nullable in (("first_at", sa.DateTime(timezone=True), True),
+                                                  ("last_at", sa.DateTime(timezone=True), True),
+                                                  ("entries", sa.Integer(), False))]
+    op.create_table("lead_summary",
                     sa.Column("lead_id", sa.Integer(), primary_key=True),
-                    sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
-                    sa.Column("first_conversion_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_table("lead_stage_summary",
-                    sa.Column("lead_id", sa.Integer(), primary_key=True),
-                    sa.Column("stage", sa.String(20), primary_key=True),
-                    sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
-                    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
-                    sa.Column("entries", sa.Integer(), nullable=False))
+                    sa.Column("first_touch_at", sa.DateTime(timezone=True), nullable=True),
+                    sa.Column("first_conversion_at", sa.DateTime(timezone=True), nullable=True),
+                    *stage_columns)
     op.create_table("lead_content_summary",
                     sa.Column("lead_id", sa.Integer(), primary_key=True),
                     sa.Column("kind", sa.String(20), primary_key=True),
@@ -55,5 +57,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_leads_erased", table_name="leads")
     op.drop_index("ix_leads_merged_into", table_name="leads")
-    for table in ("lead_content_summary", "lead_stage_summary", "lead_touch_summary", "summary_watermark"):
+    for table in ("lead_content_summary", "lead_summary", "summary_watermark"):
         op.drop_table(table)
