@@ -32,7 +32,7 @@ from integration.reports.sql import (
     share,
 )
 from integration.reports.window import ReportQuery
-from integration.store.models import LeadSummary, Transition
+from integration.store.models import Lead, LeadSummary, Transition
 from scoring.lifecycle_schemas import STAGES
 
 #: The stage pairs reported: the main path step by step, cumulative from new (and mql to won),
@@ -72,33 +72,31 @@ def build(session: Session, query: ReportQuery) -> Report:
 def _journeys(session: Session, query: ReportQuery) -> Any:
     """Per lead of the window: its group, first entry into each stage, and per pair the first
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
-    cohort = cohort_leads(session, query).cte("cohort")
-    moves = (Transition.to_stage != Transition.from_stage,)
-    summary = LeadSummary
-    entries = (select(summary.lead_id,
-                      *(summary.__table__.c[f"{stage}_first_at"].label(f"first_{stage}") for stage in STAGES[1:]),
-                      *(summary.__table__.c[f"{stage}_last_at"].label(f"last_{stage}") for stage in STAGES[1:]),
-                      *(summary.__table__.c[f"{stage}_entries"].label(f"times_{stage}") for stage in STAGES[1:]))
-               .subquery("entries"))
+    names = {f"{what}_{stage}": f"{stage}_{column}" for stage in STAGES[1:]
+             for what, column in (("first", "first_at"), ("last", "last_at"), ("times", "entries"))}
+    cohort = cohort_leads(session, query, names).subquery("cohort")
+    summary = LeadSummary.__table__.c
 
-    def first(stage: str) -> Any:
-        return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]
+    def first(stage: str, source: Any = cohort.c) -> Any:
+        return source["first_at"] if stage == "new" else source[f"first_{stage}"]
 
     # The first entry into `to` at or after `from`'s is the first entry into `to` when that came
     # later, else the last one when there were two; only leads that entered a stage three times or
     # more need a second look at their transitions (few: each recycle is one more entry).
-    again = or_(*(entries.c[f"times_{stage}"] > 2 for stage in STAGES[1:]))
-    rare = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to) & (Transition.at >= first(start)),
-                                                         Transition.at))).label(f"reach_{index}")
-                                         for index, (start, to) in enumerate(PAIRS)))
-            .join(entries, entries.c.lead_id == Transition.lead_id)
-            .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves, again)
-            .group_by(Transition.lead_id).cte("rare_reach"))
+    again = or_(*(summary[f"{stage}_entries"] > 2 for stage in STAGES[1:]))
+    their = {"first_at": func.coalesce(summary.first_touch_at, Lead.created_at),
+             **{f"first_{stage}": summary[f"{stage}_first_at"] for stage in STAGES[1:]}}
+    rare = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to)
+                                                         & (Transition.at >= first(start, their)), Transition.at)))
+                                         .label(f"reach_{index}") for index, (start, to) in enumerate(PAIRS)))
+            .join(LeadSummary, LeadSummary.lead_id == Transition.lead_id).join(Lead, Lead.id == Transition.lead_id)
+            .where(Transition.to_stage != Transition.from_stage, again)
+            .group_by(Transition.lead_id).subquery("rare_reach"))
 
     def reach(index: int, start: str, to: str) -> Any:
-        since, first_to, last_to = first(start), entries.c[f"first_{to}"], entries.c[f"last_{to}"]
+        since, first_to, last_to = first(start), cohort.c[f"first_{to}"], cohort.c[f"last_{to}"]
         return case((first_to >= since, first_to),
-                    (and_(last_to >= since, entries.c[f"times_{to}"] == 2), last_to),
+                    (and_(last_to >= since, cohort.c[f"times_{to}"] == 2), last_to),
                     (last_to >= since, rare.c[f"reach_{index}"]))
 
     reached = [reach(index, start, to) for index, (start, to) in enumerate(PAIRS)]
@@ -106,8 +104,7 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
              for index, (start, _) in enumerate(PAIRS)]
     return (select(cohort.c.grp, *(first(stage).label(f"first_{stage}") for stage in STAGES),
                    *(value.label(f"reach_{index}") for index, value in enumerate(reached)), *spans)
-            .select_from(cohort).outerjoin(entries, entries.c.lead_id == cohort.c.lead_id)
-            .outerjoin(rare, rare.c.lead_id == cohort.c.lead_id))
+            .select_from(cohort).outerjoin(rare, rare.c.lead_id == cohort.c.lead_id))
 
 
 def _spreads_in_python(session: Session, journeys: Any) -> dict[str, list[list[float | None]]]:
