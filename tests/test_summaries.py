@@ -3,16 +3,19 @@ drop a lead's rows, and migration 0008 fills them from the rows already stored."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from integration.pipeline.jobs import cron_jobs, refresh_summaries
 from integration.pipeline.processing import erase_personal_data, merge_into
 from integration.store.migrate import alembic_config, current, upgrade
 from integration.store.models import LeadContentSummary, LeadSummary, SummaryWatermark
 from integration.store.summaries import ENTERED_STAGES, rebuild, refresh
+from tests.conftest import drain, post_events, web_event
 from tests.reports_support import History, at, session  # noqa: F401 - the fixture
 
 
@@ -141,3 +144,19 @@ def test_the_summary_migration_fills_the_tables_from_the_stored_rows(tmp_path: P
         mark = migrated.get(SummaryWatermark, 1)
         assert (mark.event_id, mark.transition_id) == (1, 1)
     engine.dispose()
+
+
+def test_the_cron_refreshes_the_summaries_from_what_the_pipeline_wrote(client, svc, config):
+    assert (refresh_summaries, 60) in cron_jobs({**config, "LEADLOOP_SWEEP_SECONDS": 60})
+    post_events(client, [web_event("e1", "content_download", occurred_at="2026-11-20T10:00:00+00:00",
+                                   properties={"asset": "buyers-guide"}),
+                         web_event("e2", "page_view", occurred_at="2026-11-19T09:00:00+00:00")])
+    drain(svc)
+    assert refresh_summaries()["events"] == 2
+    with svc.sessions() as store:
+        touch = snapshot(store)["touch"]
+        content = snapshot(store)["content"]
+    first, download = datetime(2026, 11, 19, 9, tzinfo=UTC), datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert [row[1:] for row in touch] == [(first, download)]
+    assert [row[1:] for row in content] == [("asset", "buyers-guide", download, download, download, 1)]
+    assert refresh_summaries()["events"] == 0

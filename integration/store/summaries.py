@@ -16,9 +16,10 @@ The rules that keep the summaries equal to a full rebuild:
   ``merged_into_id`` chain) are rebuilt from all its rows.
 - An erasure empties the lead's event properties (the names of the calls to action): an erased
   lead that still has content rows has its summaries rebuilt from its rows.
-- On PostgreSQL the refresh first takes ``SHARE`` locks on events and transitions: it waits for
-  the transactions writing them to commit (so no row with an id under the new watermark is still
-  invisible) and holds writers off only for the refresh itself.
+- On PostgreSQL the refresh first takes ``SHARE ROW EXCLUSIVE`` locks on events and transitions:
+  it waits for the transactions writing them to commit (so no row with an id under the new
+  watermark is still invisible), holds writers off only for the refresh itself, and two refreshes
+  (the cron's and a report's) run one after the other, the second from the first's watermark.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def refresh(session: Session) -> dict[str, int]:
     events and transitions were read and how many leads were rebuilt."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        session.execute(text("LOCK TABLE events, transitions IN SHARE MODE"))
+        session.execute(text("LOCK TABLE events, transitions IN SHARE ROW EXCLUSIVE MODE"))
         for name, value in REFRESH_SETTINGS.items():
             session.execute(text(f"SET LOCAL {name} = {value}"))
     mark = session.get(SummaryWatermark, 1)
