@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from integration.demo.data import CAMPAIGNS, DOWNLOADS, FORMS, PAGES, SITE  # noqa: E402
 from integration.services import make_engine  # noqa: E402
 from integration.store.migrate import upgrade  # noqa: E402
+from integration.store.summaries import SUMMARY_TABLES, rebuild  # noqa: E402
 
 #: The tables the store fills, parents first.
 TABLES = ("leads", "events", "scores", "transitions", "deals", "deal_leads")
@@ -376,7 +378,8 @@ def build_big_store(database_url: str, *, leads: int = 1_000_000, events: int = 
         if connection.execute(text("SELECT EXISTS (SELECT 1 FROM leads)")).scalar():
             if not reset:
                 raise ValueError("the store is not empty: pass reset=True (--reset) to empty it first")
-            connection.execute(text(f"TRUNCATE {', '.join(TABLES)}, outbox, rotation_state RESTART IDENTITY CASCADE"))
+            emptied = ", ".join((*TABLES, *SUMMARY_TABLES, "outbox", "rotation_state"))
+            connection.execute(text(f"TRUNCATE {emptied} RESTART IDENTITY CASCADE"))
         connection.execute(text(_random_function(seed)))
         restore = _drop_secondary(connection)
         for name, sql, table, template in steps:
@@ -402,6 +405,14 @@ def build_big_store(database_url: str, *, leads: int = 1_000_000, events: int = 
         # VACUUM too, as autovacuum would soon: index-only scans need the visibility map.
         connection.execute(text(f"VACUUM ANALYZE {', '.join(TABLES)}"))
     timings["vacuum"] = time.perf_counter() - step_started
+    step_started = time.perf_counter()
+    with Session(engine) as session:
+        rebuild(session)  # the report summaries, from all the rows just written (a full refresh)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"VACUUM ANALYZE {', '.join(SUMMARY_TABLES)}"))
+    timings["summaries"] = time.perf_counter() - step_started
+    if echo:
+        print(f"  {'summaries':<14} {timings['summaries']:.1f} s (full refresh)", flush=True)
     timings["total"] = time.perf_counter() - started
     engine.dispose()
     return {"rows": rows, "seconds": timings, "now": now.isoformat()}

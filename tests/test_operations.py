@@ -145,7 +145,7 @@ def test_sign_helper_signs_for_the_intake(client, config):
 def test_db_upgrade_is_idempotent(config):
     for _ in range(2):
         result = cli(config, "db", "upgrade")
-        assert result.returncode == 0 and b"database at revision 0006" in result.stdout
+        assert result.returncode == 0 and b"database at revision 0007" in result.stdout
 
 
 def test_rules_compare_reports_mqls_added_removed_and_outcomes(client, svc, config, tmp_path):

@@ -50,6 +50,7 @@ from integration.pipeline.queue import (
 )
 from integration.pipeline.record_links import link_created_records
 from integration.pipeline.records import BATCH, resolve_batch
+from integration.store import summaries
 from integration.store.events import pending_lead_ids, pending_record_crms
 from integration.store.models import Lead, OutboxWrite
 
@@ -235,6 +236,19 @@ def sweep_slas() -> dict[str, int]:
     return {"due": len(due)}
 
 
+#: How often the cron folds the new events and transitions into the report summaries: a report
+#: refreshes them first too, so this only keeps that refresh down to a minute's rows.
+SUMMARIES_REFRESH_SECONDS = 60
+
+
+@observed_job
+def refresh_summaries() -> dict[str, int]:
+    """Cron: fold the events and transitions added since the last refresh into the report
+    summaries (``integration.store.summaries``)."""
+    with services.current().sessions() as session:
+        return summaries.refresh(session)
+
+
 #: The weekly digest's job, named (``integration.reports`` is a room above this one).
 DIGEST_JOB = "integration.reports.digest.send_weekly_digest"
 #: How often the cron asks for the weekly digest; it goes out once per week and channel, at the
@@ -256,7 +270,7 @@ def cron_jobs(config: Mapping[str, Any]) -> list[tuple[Callable[[], dict[str, in
     ``LEADLOOP_SWEEP_SECONDS`` and re-requests work older than that; the weekly digest is asked
     for hourly when a channel (SMTP or Slack) is configured."""
     jobs = [(sweep, config["LEADLOOP_SWEEP_SECONDS"]), (sweep_slas, SLA_SWEEP_SECONDS),
-            (rescore_on_time, config["LEADLOOP_SWEEP_SECONDS"])]
+            (rescore_on_time, config["LEADLOOP_SWEEP_SECONDS"]), (refresh_summaries, SUMMARIES_REFRESH_SECONDS)]
     if config.get("LEADLOOP_SMTP_URL") or config.get("LEADLOOP_SLACK_WEBHOOK_URL"):
         jobs.append((request_digest, DIGEST_ASK_SECONDS))
     return jobs

@@ -12,20 +12,19 @@ dilution), ``repeat_share``, and of the leads that touched it before their first
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal, or_, select, true, union_all
+from sqlalchemy import Integer, and_, case, func, literal, select, true, union_all
 from sqlalchemy.orm import Session
 
-from integration.reports.handoffs import stage_marks
 from integration.reports.report import Report
-from integration.reports.sql import count_if, first_touches, in_window, lead_groups, prepare, share
+from integration.reports.sql import count_if, in_window, lead_groups, prepare, share
 from integration.reports.window import ReportQuery
-from integration.store.models import Event, Transition
+from integration.store.models import Event, LeadContentSummary, LeadSummary
+from integration.store.summaries import CALLS_TO_ACTION as TYPES
+from integration.store.summaries import CONVERSIONS, latest
 
-#: The event kinds that are a conversion on the asset, form or campaign they name.
-CONVERSIONS = ("form_submit", "content_download", "trial_signup", "event_attended", "contact_request")
-TYPES = ("asset", "form", "campaign")
 COLUMNS = ["group", "type", "name", "leads_touched", "first_touches", "conversions", "converters", "new_converters",
            "repeat_converters", "repeat_share", "touched_before_mql", "mql_rate", "accepted_rate", "won_rate"]
 
@@ -63,39 +62,55 @@ def _joined(session: Session, query: ReportQuery) -> Any:
     """Per lead and call to action touched in the window: the lead's group, its first touch of it
     in the window and its first touch ever, its conversions on it in the window, its first
     conversion on it and on any call to action (ever), and the lead's first MQL, acceptance and win."""
-    props = Event.properties
-    named = {kind: props[kind].as_string() for kind in TYPES}
+    per_lead = _per_lead(query)
+    summary = LeadSummary.__table__.c
+    accepted_at = reduce(latest, (summary[f"{stage}_last_at"] for stage in ("accepted", "sql", "won", "lost")))
+    groups = lead_groups(session, query.by).subquery("groups")
+    return (select(groups.c.grp, per_lead.c.type, per_lead.c.name, per_lead.c.first_at, per_lead.c.first_conversion,
+                   per_lead.c.conversions, summary.first_conversion_at.label("earliest_conversion"),
+                   summary.first_touch_at.label("first_touch"), summary.mql_first_at.label("first_mql"),
+                   accepted_at.label("accepted_at"), summary.won_last_at.label("won_at"))
+            .select_from(per_lead).join(groups, groups.c.lead_id == per_lead.c.lead_id)
+            .outerjoin(LeadSummary, LeadSummary.lead_id == per_lead.c.lead_id))
+
+
+def _per_lead(query: ReportQuery) -> Any:
+    """Per lead and call to action touched in the window: ``type``, ``name``, ``lead_id``, the
+    first touch in the window (``first_at``), the first conversion ever (``first_conversion``)
+    and the conversions in the window. A lead whose touches of it all fall inside the window is
+    read from the content summaries alone; only those whose touches straddle a side of the
+    window are counted again from their events."""
+    summary = LeadContentSummary
+    inside = and_(true(), *in_window(summary.first_at, query), *_before_until(summary.last_at, query))
+    whole = select(summary.kind.label("type"), summary.name.label("name"), summary.lead_id.label("lead_id"),
+                   summary.first_at.label("first_at"), summary.first_conversion_at.label("first_conversion"),
+                   summary.conversions.label("conversions")).where(inside)
+    if query.since is None and query.until is None:
+        return whole.subquery("per_lead")
+    straddling = (select(summary.lead_id, summary.kind, summary.name, summary.first_conversion_at)
+                  .where(~inside, *_after_since(summary.last_at, query), *_before_until(summary.first_at, query))
+                  .subquery("straddling"))
+    named = {kind: Event.properties[kind].as_string() for kind in TYPES}
     tagged = (select(Event.lead_id, Event.occurred_at.label("at"),
                      case((Event.kind.in_(CONVERSIONS), 1), else_=0).label("converts"),
                      *(value.label(kind) for kind, value in named.items()))
-              .where(Event.lead_id.is_not(None), or_(*(value.is_not(None) for value in named.values())))
+              .where(Event.lead_id.in_(select(straddling.c.lead_id)), *in_window(Event.occurred_at, query))
               .cte("tagged"))
     touches = union_all(*(select(tagged.c.lead_id, tagged.c.at, tagged.c.converts, literal(kind).label("type"),
                                  tagged.c[kind].label("name")).where(tagged.c[kind].is_not(None)) for kind in TYPES)
                         ).subquery("touches")
-    earliest = (select(touches.c.lead_id, func.min(touches.c.at).label("earliest_conversion"))
-                .where(touches.c.converts == 1).group_by(touches.c.lead_id).subquery("earliest_conversions"))
-    window = and_(true(), *in_window(touches.c.at, query))
-    converts = touches.c.converts == 1
-    per_lead = (select(touches.c.type, touches.c.name, touches.c.lead_id,
-                       func.min(case((window, touches.c.at))).label("first_at"),
-                       func.min(case((converts, touches.c.at))).label("first_conversion"),
-                       func.sum(case((window & converts, 1), else_=0)).cast(Integer).label("conversions"))
-                .group_by(touches.c.type, touches.c.name, touches.c.lead_id)
-                .having(func.min(case((window, touches.c.at))).is_not(None)).subquery("per_lead"))
-    first_mql = (select(Transition.lead_id, func.min(Transition.at).label("first_mql"))
-                 .where(Transition.to_stage == "mql", Transition.from_stage != "mql")
-                 .group_by(Transition.lead_id).subquery("first_mqls"))
-    accepted = stage_marks("accepted", "sql", "won", "lost").subquery("accepted_marks")
-    won = stage_marks("won").subquery("won_marks")
-    first = first_touches().subquery("first_touches")
-    groups = lead_groups(session, query.by).subquery("groups")
-    return (select(groups.c.grp, per_lead.c.type, per_lead.c.name, per_lead.c.first_at, per_lead.c.first_conversion,
-                   per_lead.c.conversions, earliest.c.earliest_conversion, first.c.first_at.label("first_touch"),
-                   first_mql.c.first_mql, accepted.c.last_at.label("accepted_at"), won.c.last_at.label("won_at"))
-            .select_from(per_lead).join(groups, groups.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(earliest, earliest.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(first, first.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(first_mql, first_mql.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(accepted, accepted.c.lead_id == per_lead.c.lead_id)
-            .outerjoin(won, won.c.lead_id == per_lead.c.lead_id))
+    cut = (select(touches.c.type, touches.c.name, touches.c.lead_id, func.min(touches.c.at).label("first_at"),
+                  func.min(straddling.c.first_conversion_at).label("first_conversion"),
+                  func.sum(touches.c.converts).cast(Integer).label("conversions"))
+           .join(straddling, and_(straddling.c.lead_id == touches.c.lead_id, straddling.c.kind == touches.c.type,
+                                  straddling.c.name == touches.c.name))
+           .group_by(touches.c.type, touches.c.name, touches.c.lead_id))
+    return union_all(whole, cut).subquery("per_lead")
+
+
+def _after_since(column: Any, query: ReportQuery) -> list[Any]:
+    return [column >= literal(query.since, LeadContentSummary.first_at.type)] if query.since is not None else []
+
+
+def _before_until(column: Any, query: ReportQuery) -> list[Any]:
+    return [column < literal(query.until, LeadContentSummary.first_at.type)] if query.until is not None else []

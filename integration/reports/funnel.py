@@ -8,8 +8,9 @@ later reached ``to`` (at or after their first entry into ``from``, by any path: 
 entry into ``from`` to the first entry into ``to`` after it. Stage times are the transitions'
 business times (``Transition.at``); SLA reminders (a transition to the same stage) are no entry.
 
-In SQL, one pass over the transitions: per lead and stage the first and last entry and how many
-(a second look only for the few leads that entered a stage three times or more).
+In SQL, one row per lead from the lead summaries (``integration.store.summaries``: the first touch,
+and per stage the first and last entry and how many), a look at the transitions only for the few
+leads that entered a stage three times or more.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from integration.reports.sql import (
     share,
 )
 from integration.reports.window import ReportQuery
-from integration.store.models import Transition
+from integration.store.models import Lead, LeadSummary, Transition
 from scoring.lifecycle_schemas import STAGES
 
 #: The stage pairs reported: the main path step by step, cumulative from new (and mql to won),
@@ -71,34 +72,31 @@ def build(session: Session, query: ReportQuery) -> Report:
 def _journeys(session: Session, query: ReportQuery) -> Any:
     """Per lead of the window: its group, first entry into each stage, and per pair the first
     entry into ``to`` at or after the first entry into ``from`` (with the days between)."""
-    cohort = cohort_leads(session, query).cte("cohort")
-    moves = (Transition.to_stage != Transition.from_stage,)
-    into = {stage: Transition.to_stage == stage for stage in STAGES[1:]}
-    entries = (select(Transition.lead_id,
-                      *(func.min(case((hit, Transition.at))).label(f"first_{stage}") for stage, hit in into.items()),
-                      *(func.max(case((hit, Transition.at))).label(f"last_{stage}") for stage, hit in into.items()),
-                      *(func.sum(case((hit, 1), else_=0)).label(f"times_{stage}") for stage, hit in into.items()))
-               .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves)
-               .group_by(Transition.lead_id).cte("entries"))
+    names = {f"{what}_{stage}": f"{stage}_{column}" for stage in STAGES[1:]
+             for what, column in (("first", "first_at"), ("last", "last_at"), ("times", "entries"))}
+    cohort = cohort_leads(session, query, names).subquery("cohort")
+    summary = LeadSummary.__table__.c
 
-    def first(stage: str) -> Any:
-        return cohort.c.first_at if stage == "new" else entries.c[f"first_{stage}"]
+    def first(stage: str, source: Any = cohort.c) -> Any:
+        return source["first_at"] if stage == "new" else source[f"first_{stage}"]
 
     # The first entry into `to` at or after `from`'s is the first entry into `to` when that came
     # later, else the last one when there were two; only leads that entered a stage three times or
     # more need a second look at their transitions (few: each recycle is one more entry).
-    again = or_(*(entries.c[f"times_{stage}"] > 2 for stage in STAGES[1:]))
-    rare = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to) & (Transition.at >= first(start)),
-                                                         Transition.at))).label(f"reach_{index}")
-                                         for index, (start, to) in enumerate(PAIRS)))
-            .join(entries, entries.c.lead_id == Transition.lead_id)
-            .join(cohort, cohort.c.lead_id == Transition.lead_id).where(*moves, again)
-            .group_by(Transition.lead_id).cte("rare_reach"))
+    again = or_(*(summary[f"{stage}_entries"] > 2 for stage in STAGES[1:]))
+    their = {"first_at": func.coalesce(summary.first_touch_at, Lead.created_at),
+             **{f"first_{stage}": summary[f"{stage}_first_at"] for stage in STAGES[1:]}}
+    rare = (select(Transition.lead_id, *(func.min(case(((Transition.to_stage == to)
+                                                         & (Transition.at >= first(start, their)), Transition.at)))
+                                         .label(f"reach_{index}") for index, (start, to) in enumerate(PAIRS)))
+            .join(LeadSummary, LeadSummary.lead_id == Transition.lead_id).join(Lead, Lead.id == Transition.lead_id)
+            .where(Transition.to_stage != Transition.from_stage, again)
+            .group_by(Transition.lead_id).subquery("rare_reach"))
 
     def reach(index: int, start: str, to: str) -> Any:
-        since, first_to, last_to = first(start), entries.c[f"first_{to}"], entries.c[f"last_{to}"]
+        since, first_to, last_to = first(start), cohort.c[f"first_{to}"], cohort.c[f"last_{to}"]
         return case((first_to >= since, first_to),
-                    (and_(last_to >= since, entries.c[f"times_{to}"] == 2), last_to),
+                    (and_(last_to >= since, cohort.c[f"times_{to}"] == 2), last_to),
                     (last_to >= since, rare.c[f"reach_{index}"]))
 
     reached = [reach(index, start, to) for index, (start, to) in enumerate(PAIRS)]
@@ -106,8 +104,7 @@ def _journeys(session: Session, query: ReportQuery) -> Any:
              for index, (start, _) in enumerate(PAIRS)]
     return (select(cohort.c.grp, *(first(stage).label(f"first_{stage}") for stage in STAGES),
                    *(value.label(f"reach_{index}") for index, value in enumerate(reached)), *spans)
-            .select_from(cohort).outerjoin(entries, entries.c.lead_id == cohort.c.lead_id)
-            .outerjoin(rare, rare.c.lead_id == cohort.c.lead_id))
+            .select_from(cohort).outerjoin(rare, rare.c.lead_id == cohort.c.lead_id))
 
 
 def _spreads_in_python(session: Session, journeys: Any) -> dict[str, list[list[float | None]]]:

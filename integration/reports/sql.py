@@ -33,7 +33,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from integration.reports.window import ALL, NONE, ReportQuery
-from integration.store.models import Event, Lead
+from integration.store.models import Event, Lead, LeadSummary
+from integration.store.summaries import refresh
 
 #: Rounding of the shares (0.1234) and of the day counts (1.25) in the reports' JSON.
 SHARE_DIGITS, DAY_DIGITS = 4, 2
@@ -48,7 +49,10 @@ REPORT_SETTINGS = {"jit": "off", "work_mem": "'128MB'", "random_page_cost": "1.1
 
 
 def prepare(session: Session) -> None:
-    """Tune the session's current transaction for reports (PostgreSQL; nothing on SQLite)."""
+    """Bring the report summaries up to date (``integration.store.summaries.refresh``: only the
+    rows added since the last refresh; it commits), then tune the session's new transaction for
+    reports (PostgreSQL; nothing on SQLite)."""
+    refresh(session)
     if dialect(session) == "postgresql":
         for name, value in REPORT_SETTINGS.items():
             session.execute(text(f"SET LOCAL {name} = {value}"))
@@ -74,9 +78,10 @@ def month_of(session: Session, moment: Any) -> ColumnElement[str]:
 
 
 def first_touches() -> Select:
-    """Per lead, the business time of its earliest event (``lead_id``, ``first_at``)."""
-    return (select(Event.lead_id.label("lead_id"), func.min(Event.occurred_at).label("first_at"))
-            .where(Event.lead_id.is_not(None)).group_by(Event.lead_id))
+    """Per lead, the business time of its earliest event (``lead_id``, ``first_at``), from the
+    summaries (current after ``prepare``)."""
+    return (select(LeadSummary.lead_id.label("lead_id"), LeadSummary.first_touch_at.label("first_at"))
+            .where(LeadSummary.first_touch_at.is_not(None)))
 
 
 def first_campaigns() -> Select:
@@ -89,15 +94,19 @@ def first_campaigns() -> Select:
     return select(ranked.c.lead_id, ranked.c.campaign).where(ranked.c.nth == 1)
 
 
-def lead_groups(session: Session, by: str | None, *, with_first_touch: bool = False) -> Select:
+def lead_groups(session: Session, by: str | None, *, with_first_touch: bool = False,
+                summary_columns: dict[str, str] | None = None) -> Select:
     """Every live lead (not merged away or deleted) with its group: columns ``lead_id`` and ``grp``,
-    and ``first_at`` (its first touch) when asked for or needed by ``by`` (``cohort``)."""
+    and ``first_at`` (its first touch) when asked for or needed by ``by`` (``cohort``), and
+    ``summary_columns`` (label: column of ``lead_summary``) when given."""
     stmt = select(Lead.id.label("lead_id")).where(Lead.merged_into_id.is_(None), Lead.deleted_at.is_(None))
     first_at: Any = None
-    if with_first_touch or by == "cohort":
-        touches = first_touches().subquery("first_touches")
-        first_at = func.coalesce(touches.c.first_at, Lead.created_at)
-        stmt = stmt.outerjoin(touches, touches.c.lead_id == Lead.id).add_columns(first_at.label("first_at"))
+    if with_first_touch or by == "cohort" or summary_columns:
+        stmt = stmt.outerjoin(LeadSummary, LeadSummary.lead_id == Lead.id)
+        first_at = func.coalesce(LeadSummary.first_touch_at, Lead.created_at)
+        stmt = stmt.add_columns(first_at.label("first_at"),
+                                *(LeadSummary.__table__.c[column].label(label)
+                                  for label, column in (summary_columns or {}).items()))
     if by == "campaign":
         campaigns = first_campaigns().subquery("first_campaigns")
         stmt = stmt.outerjoin(campaigns, campaigns.c.lead_id == Lead.id)
@@ -107,11 +116,14 @@ def lead_groups(session: Session, by: str | None, *, with_first_touch: bool = Fa
     return stmt.add_columns(func.coalesce(group, NONE).label("grp"))
 
 
-def cohort_leads(session: Session, query: ReportQuery) -> Select:
+def cohort_leads(session: Session, query: ReportQuery, summary_columns: dict[str, str] | None = None) -> Select:
     """The live leads first touched in the window, with their group: columns ``lead_id``,
-    ``first_at`` (the first touch) and ``grp``."""
-    leads = lead_groups(session, query.by, with_first_touch=True).subquery("grouped_leads")
-    return select(leads.c.lead_id, leads.c.first_at, leads.c.grp).where(*in_window(leads.c.first_at, query))
+    ``first_at`` (the first touch) and ``grp``, and ``summary_columns`` (label: column of
+    ``lead_summary``) when given."""
+    leads = lead_groups(session, query.by, with_first_touch=True, summary_columns=summary_columns).subquery(
+        "grouped_leads")
+    return select(leads.c.lead_id, leads.c.first_at, leads.c.grp, *(leads.c[label] for label in summary_columns or {})
+                  ).where(*in_window(leads.c.first_at, query))
 
 
 def in_window(column: Any, query: ReportQuery) -> list[ColumnElement[bool]]:

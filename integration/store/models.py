@@ -135,6 +135,9 @@ class Lead(Base):
         Index("ix_leads_failures", "failures"),
         Index("ix_leads_next_review", "next_review_at"),
         Index("ix_leads_email", "email"),
+        # The report summaries' refresh looks up the leads merged away or erased (few).
+        Index("ix_leads_merged_into", "merged_into_id"),
+        Index("ix_leads_erased", "erased_at"),
         # One live web-only lead per address, so concurrent requests cannot fork a lead.
         Index("uq_leads_web_email", "email", unique=True,
               sqlite_where=text("crm IS NULL AND merged_into_id IS NULL"),
@@ -320,3 +323,69 @@ class ImportProgress(Base):
     finished_at: Mapped[datetime | None] = mapped_column(Stamp)
 
     __table_args__ = (UniqueConstraint("source", "key", name="uq_imports_source_key"),)
+
+
+# --- report summaries (integration.store.summaries keeps them; the reports read them) ---------
+
+
+class SummaryWatermark(Base):
+    """The one row saying how far the summaries have read: the last transition and event folded in."""
+
+    __tablename__ = "summary_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transition_id: Mapped[int] = mapped_column(Integer, default=0)
+    event_id: Mapped[int] = mapped_column(Integer, default=0)
+    refreshed_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+
+class LeadSummary(Base):
+    """One row per lead: its first touch (the business time of its earliest event), its first
+    conversion, and per stage it can enter (every stage but ``new``, entered at the first touch)
+    its first and last entry (a transition to it from another stage) and how many."""
+
+    __tablename__ = "lead_summary"
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_touch_at: Mapped[datetime | None] = mapped_column(Stamp)
+    #: Its earliest conversion on any call to action (``summaries.CONVERSIONS``), if any.
+    first_conversion_at: Mapped[datetime | None] = mapped_column(Stamp)
+    nurture_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    nurture_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    nurture_entries: Mapped[int] = mapped_column(Integer, default=0)
+    mql_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    mql_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    mql_entries: Mapped[int] = mapped_column(Integer, default=0)
+    accepted_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    accepted_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    accepted_entries: Mapped[int] = mapped_column(Integer, default=0)
+    sql_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    sql_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    sql_entries: Mapped[int] = mapped_column(Integer, default=0)
+    won_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    won_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    won_entries: Mapped[int] = mapped_column(Integer, default=0)
+    lost_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    lost_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    lost_entries: Mapped[int] = mapped_column(Integer, default=0)
+    recycled_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    recycled_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    recycled_entries: Mapped[int] = mapped_column(Integer, default=0)
+    disqualified_first_at: Mapped[datetime | None] = mapped_column(Stamp)
+    disqualified_last_at: Mapped[datetime | None] = mapped_column(Stamp)
+    disqualified_entries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LeadContentSummary(Base):
+    """A lead's touches of one call to action (``kind`` asset, form or campaign, and its name):
+    first and last touch, first conversion and how many conversions."""
+
+    __tablename__ = "lead_content_summary"
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(Stamp)
+    last_at: Mapped[datetime] = mapped_column(Stamp)
+    first_conversion_at: Mapped[datetime | None] = mapped_column(Stamp)
+    conversions: Mapped[int] = mapped_column(Integer)
