@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import requests
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy.orm import Session
 
@@ -51,10 +51,16 @@ def console_errors(driver: Any) -> list[dict[str, Any]]:
 
 
 def follow(driver: Any, element: Any) -> None:
-    """Click ``element`` (a link or a submit button) and wait for the next page to replace this one."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Click ``element`` (a link or a submit button) and wait for the next page to replace this one.
+
+    The old page's window carries a mark the new page's does not have; polling the mark (instead
+    of an element of the old page going stale) never asks chromedriver about a node mid-navigation,
+    which it may answer with an "unknown error".
+    """
+    driver.execute_script("window.leadloopOldPage = true")
     element.click()
-    WebDriverWait(driver, 15).until(staleness_of(page))
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.leadloopOldPage === undefined && document.readyState === 'complete'"))
 
 
 def sign_in(driver: Any, base_url: str, token: str = TOKEN) -> None:
