@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,10 +91,15 @@ class LeadWork(Protocol):
     def __call__(self, session: Session, lead_id: int) -> Any: ...
 
 
-def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork) -> tuple[int, int]:
+def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork,
+                    prepare: Callable[[Session, list[int]], None] | None = None) -> tuple[int, int]:
     """Run ``work`` for each lead in a savepoint of its own, ``LEADS_PER_COMMIT`` leads to a
     transaction, then request a flush for each CRM that got writes; return (leads scored, leads
     failed).
+
+    ``prepare(session, lead_ids)`` runs first in each transaction (in a savepoint), for the leads
+    it will process (reading what their ``work`` needs at once: ``processing.Prefetched``); if it
+    fails for a reason of its own, each lead's ``work`` reads for itself.
 
     The outcome ``work`` returns has ``scored`` and ``crm_writes`` (``processing.LeadOutcome``). A
     lead's own failure rolls back its savepoint only and is recorded (``record_failure``), and the
@@ -105,6 +110,15 @@ def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work:
     ids = list(lead_ids)
     for start in range(0, len(ids), LEADS_PER_COMMIT):
         with svc.sessions.begin() as session:
+            if prepare is not None:
+                try:
+                    with session.begin_nested():
+                        prepare(session, ids[start:start + LEADS_PER_COMMIT])
+                except OUTAGES:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - then each lead's work reads for itself
+                    log.warning("could not read %d leads at once (%s); reading them one by one",
+                                len(ids[start:start + LEADS_PER_COMMIT]), describe(exc))
             for lead_id in ids[start:start + LEADS_PER_COMMIT]:
                 try:
                     with session.begin_nested():
