@@ -98,12 +98,13 @@ def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work:
     apart from the others, then request a flush for each CRM that got writes; return (leads
     scored, leads failed).
 
-    Each batch runs first as one transaction with no savepoints (``_all_at_once``), so its writes
-    are flushed together at the commit (an ``INSERT`` of all its score rows, not one per lead). If
-    a lead fails there for a reason of its own, that transaction rolls back whole and the batch
-    runs again with each lead in a savepoint of its own (``_each_in_a_savepoint``): the failing
-    lead's rolls back only, and is recorded (``record_failure``), and the others go on. An outage
-    raises either way (the whole batch rolls back).
+    A batch of several leads runs first as one transaction with no savepoints (``_all_at_once``),
+    so its writes are flushed together at the commit (an ``INSERT`` of all its score rows, not one
+    per lead); a batch of one goes straight to its savepoint. If a lead fails there for a reason
+    of its own, that transaction rolls back whole and the batch runs again with each lead in a
+    savepoint of its own (``_each_in_a_savepoint``): the failing lead's rolls back only, and is
+    recorded (``record_failure``), and the others go on. An outage raises either way (the whole
+    batch rolls back).
 
     ``prepare(session, lead_ids)`` runs first in each transaction, for the leads it will process
     (reading what their ``work`` needs at once: ``processing.Prefetched``); if it fails for a
@@ -115,7 +116,8 @@ def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work:
     ids = list(lead_ids)
     for start in range(0, len(ids), LEADS_PER_COMMIT):
         batch = ids[start:start + LEADS_PER_COMMIT]
-        outcomes = _all_at_once(svc, batch, work, prepare)
+        # A batch of one lead goes straight to its savepoint: a failure never runs it twice.
+        outcomes = _all_at_once(svc, batch, work, prepare) if len(batch) > 1 else None
         if outcomes is None:
             outcomes = _each_in_a_savepoint(svc, batch, now, work, prepare)
         for outcome in outcomes:
