@@ -1,12 +1,13 @@
 """A lead whose processing fails (a poison lead) never blocks the others.
 
-``rescore_leads`` processes each lead in a savepoint of its own, up to ``LEADS_PER_COMMIT`` leads
-in one transaction (one commit, so one durable write, for the batch instead of one per lead).
-When a lead fails for a reason of its own (its data, not an outage), its savepoint rolls back
-(its row lock with it), the failure is recorded on the lead (``Lead.failures``, ``last_error``)
-in the same transaction, the lead is tried again after a backoff, and after ``MAX_ATTEMPTS`` it
-is quarantined: left alone, listed by ``leadloop dead-letters``, until ``leadloop dead-letters
---retry`` releases it. The other leads of the job complete either way.
+``rescore_leads`` processes up to ``LEADS_PER_COMMIT`` leads in one transaction (one commit, so
+one durable write, for the batch instead of one per lead), all at once first; when a lead fails
+for a reason of its own (its data, not an outage), that transaction rolls back and the batch runs
+again with each lead in a savepoint of its own. The failing lead's savepoint rolls back, the
+failure is recorded on the lead (``Lead.failures``, ``last_error``) in the same transaction,
+the lead is tried again after a backoff, and after ``MAX_ATTEMPTS`` it is quarantined: left
+alone, listed by ``leadloop dead-letters``, until ``leadloop dead-letters --retry`` releases it.
+The other leads of the job complete either way.
 
 An outage (the database or Redis unreachable, a CRM down) is not the lead's fault: it raises,
 the batch's transaction rolls back whole (its events stay unprocessed), and RQ retries the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,35 +92,83 @@ class LeadWork(Protocol):
     def __call__(self, session: Session, lead_id: int) -> Any: ...
 
 
-def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork) -> tuple[int, int]:
-    """Run ``work`` for each lead in a savepoint of its own, ``LEADS_PER_COMMIT`` leads to a
-    transaction, then request a flush for each CRM that got writes; return (leads scored, leads
-    failed).
+def each_lead_apart(svc: Services, lead_ids: Iterable[int], now: datetime, work: LeadWork,
+                    prepare: Callable[[Session, list[int]], None] | None = None) -> tuple[int, int]:
+    """Run ``work`` for each lead, ``LEADS_PER_COMMIT`` leads to a transaction, a failing lead
+    apart from the others, then request a flush for each CRM that got writes; return (leads
+    scored, leads failed).
 
-    The outcome ``work`` returns has ``scored`` and ``crm_writes`` (``processing.LeadOutcome``). A
-    lead's own failure rolls back its savepoint only and is recorded (``record_failure``), and the
-    others go on; an outage raises (the whole batch rolls back).
+    A batch of several leads runs first as one transaction with no savepoints (``_all_at_once``),
+    so its writes are flushed together at the commit (an ``INSERT`` of all its score rows, not one
+    per lead); a batch of one goes straight to its savepoint. If a lead fails there for a reason
+    of its own, that transaction rolls back whole and the batch runs again with each lead in a
+    savepoint of its own (``_each_in_a_savepoint``): the failing lead's rolls back only, and is
+    recorded (``record_failure``), and the others go on. An outage raises either way (the whole
+    batch rolls back).
+
+    ``prepare(session, lead_ids)`` runs first in each transaction, for the leads it will process
+    (reading what their ``work`` needs at once: ``processing.Prefetched``); if it fails for a
+    reason of its own, each lead's ``work`` reads for itself. The outcome ``work`` returns has
+    ``scored`` and ``crm_writes`` (``processing.LeadOutcome``).
     """
     scored = failed = 0
     crms: set[str] = set()
     ids = list(lead_ids)
     for start in range(0, len(ids), LEADS_PER_COMMIT):
-        with svc.sessions.begin() as session:
-            for lead_id in ids[start:start + LEADS_PER_COMMIT]:
-                try:
-                    with session.begin_nested():
-                        outcome = work(session, lead_id)
-                except OUTAGES:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
-                    record_failure(session, svc, lead_id, exc, now)
-                    failed += 1
-                    continue
-                scored += outcome.scored
-                crms.update(outcome.crm_writes)
+        batch = ids[start:start + LEADS_PER_COMMIT]
+        # A batch of one lead goes straight to its savepoint: a failure never runs it twice.
+        outcomes = _all_at_once(svc, batch, work, prepare) if len(batch) > 1 else None
+        if outcomes is None:
+            outcomes = _each_in_a_savepoint(svc, batch, now, work, prepare)
+        for outcome in outcomes:
+            if outcome is None:
+                failed += 1
+                continue
+            scored += outcome.scored
+            crms.update(outcome.crm_writes)
     for crm in sorted(crms):
         request_flush(svc.queue, crm, delay=svc.config["LEADLOOP_FLUSH_DELAY"])
     return scored, failed
+
+
+def _all_at_once(svc: Services, batch: list[int], work: LeadWork,
+                 prepare: Callable[[Session, list[int]], None] | None) -> list[Any] | None:
+    """The batch in one transaction, committed; None (rolled back) if a lead failed on its own."""
+    try:
+        with svc.sessions.begin() as session:
+            if prepare is not None:
+                prepare(session, batch)
+            return [work(session, lead_id) for lead_id in batch]
+    except OUTAGES:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a poison lead: the batch again, each lead apart
+        log.info("a lead of a batch of %d failed (%s); processing them one by one", len(batch), describe(exc))
+        return None
+
+
+def _each_in_a_savepoint(svc: Services, batch: list[int], now: datetime, work: LeadWork,
+                         prepare: Callable[[Session, list[int]], None] | None) -> list[Any]:
+    """The batch in one transaction, each lead in a savepoint; a failed lead's outcome is None."""
+    outcomes: list[Any] = []
+    with svc.sessions.begin() as session:
+        if prepare is not None:
+            try:
+                with session.begin_nested():
+                    prepare(session, batch)
+            except OUTAGES:
+                raise
+            except Exception as exc:  # noqa: BLE001 - then each lead's work reads for itself
+                log.warning("could not read %d leads at once (%s); reading them one by one", len(batch), describe(exc))
+        for lead_id in batch:
+            try:
+                with session.begin_nested():
+                    outcomes.append(work(session, lead_id))
+            except OUTAGES:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a poison lead: recorded, retried, never blocks the others
+                record_failure(session, svc, lead_id, exc, now)
+                outcomes.append(None)
+    return outcomes
 
 
 def clear_failures(lead: Lead) -> None:

@@ -37,7 +37,7 @@ from integration.pipeline.failures import each_lead_apart
 from integration.pipeline.hydrate import hydrate_from_crm
 from integration.pipeline.observed import observed_job
 from integration.pipeline.outbox import KINDS_IN_ORDER, lock_pending, send_batch
-from integration.pipeline.processing import check_sla, process_lead
+from integration.pipeline.processing import Prefetched, check_sla, process_lead
 from integration.pipeline.queue import (
     clear_rescore_marks,
     flush_key,
@@ -88,8 +88,10 @@ def rescore_wanted() -> dict[str, Any]:
 def _rescore(svc: services.Services, lead_ids: list[int]) -> dict[str, Any]:
     now = svc.now()
     hydrate_from_crm(svc, lead_ids)
-    scored, _failed = each_lead_apart(svc, sorted(lead_ids), now,
-                                      lambda session, lead_id: process_lead(session, svc, lead_id, now))
+    prefetched = Prefetched()  # each transaction's leads, read at its start
+    scored, _failed = each_lead_apart(
+        svc, sorted(lead_ids), now, lambda session, lead_id: process_lead(session, svc, lead_id, now, prefetched),
+        prepare=lambda session, ids: prefetched.load(session, svc, ids))
     return {"leads": len(lead_ids), "scored": scored}
 
 

@@ -92,19 +92,40 @@ def _already_covered(last: dict[str, Any], new: dict[str, Any]) -> bool:
             and new.get("owner_id") in (None, last.get("owner_id")))
 
 
-def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetime,
-                 changes: CrmChanges | None = None) -> bool:
-    """Queue the CRM update if what the rep would see changed; return whether one was queued.
+#: ``queue_update``'s ``last`` when the caller has not read the lead's latest update.
+NOT_READ: Any = object()
 
-    A newer update supersedes a pending older one and takes over its status fields and owner,
-    so a burst of rescorings sends one write that still carries the hand-off.
-    """
-    payload = update_payload(lead, result, changes)
-    last = session.scalars(
+
+def latest_update(session: Session, lead: Lead) -> OutboxWrite | None:
+    """The lead's latest update to its CRM record that was not superseded (pending or sent)."""
+    return session.scalars(
         select(OutboxWrite).where(OutboxWrite.lead_id == lead.id, OutboxWrite.kind == "update",
                                   OutboxWrite.crm_id == lead.crm_id, OutboxWrite.status != "superseded")
         .order_by(OutboxWrite.id.desc()).limit(1)
     ).first()
+
+
+def latest_updates(session: Session, lead_ids: list[int]) -> dict[tuple[int, str], OutboxWrite]:
+    """``latest_update`` of many leads in one statement, by (lead id, CRM record id)."""
+    ranked = (select(OutboxWrite.id, func.row_number().over(
+        partition_by=(OutboxWrite.lead_id, OutboxWrite.crm_id), order_by=OutboxWrite.id.desc()).label("rank"))
+        .where(OutboxWrite.lead_id.in_(lead_ids), OutboxWrite.kind == "update",
+               OutboxWrite.status != "superseded").subquery())
+    rows = session.scalars(select(OutboxWrite).join(ranked, ranked.c.id == OutboxWrite.id).where(ranked.c.rank == 1))
+    return {(row.lead_id, row.crm_id): row for row in rows if row.crm_id is not None}
+
+
+def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetime,
+                 changes: CrmChanges | None = None, last: OutboxWrite | None = NOT_READ) -> bool:
+    """Queue the CRM update if what the rep would see changed; return whether one was queued.
+
+    A newer update supersedes a pending older one and takes over its status fields and owner,
+    so a burst of rescorings sends one write that still carries the hand-off. ``last``: the
+    lead's ``latest_update`` when the caller read it already (``latest_updates``).
+    """
+    payload = update_payload(lead, result, changes)
+    if last is NOT_READ:
+        last = latest_update(session, lead)
     if last is not None and _already_covered(last.payload, payload):
         return False
     if last is not None and last.status == "pending":

@@ -31,7 +31,7 @@ from connectors import registry
 from connectors.base import CrmError
 from integration.pipeline.failures import clear_failures
 from integration.pipeline.handoff import hand_off, latest_activity_line
-from integration.pipeline.outbox import CrmChanges, latest_sent_task_id, queue_update
+from integration.pipeline.outbox import NOT_READ, CrmChanges, latest_sent_task_id, latest_updates, queue_update
 from integration.pipeline.outcomes import convert_lead, lead_deal_outcome
 from integration.pipeline.rep_activity import rep_acted
 from integration.services import Services
@@ -131,6 +131,72 @@ def erase_personal_data(session: Session, lead: Lead, at: datetime) -> None:
     # Reason texts can quote the person's data (a title, a company): keep only the numbers.
     session.execute(update(ScoreRecord).where(ScoreRecord.lead_id == lead.id)
                     .values(summary="", result={"erased": True}))
+
+
+class Prefetched:
+    """What a batch of leads' transactions read, loaded in a few statements for the whole batch
+    (``load``) instead of a few per lead: the leads, locked together (``FOR UPDATE`` ordered by
+    id on PostgreSQL, so two workers lock in the same order), their pending events, their
+    activity signals and their latest CRM update.
+
+    Each lead's share is handed out once (``take_*`` return None when it was not loaded or was
+    taken already: the caller reads it itself, as after a merge brought another lead's rows).
+    The rows stay in the batch's session, so what an earlier lead's transaction changed (a merge
+    moving events, events marked processed) is what a later one sees.
+    """
+
+    def __init__(self) -> None:
+        self._leads: dict[int, Lead] = {}  # held here: the session's identity map is weak
+        self._pending: dict[int, list[Event]] = {}
+        self._signals: dict[int, list[Signal]] = {}
+        self._updates: dict[int, dict[str | None, OutboxWrite]] = {}
+
+    def load(self, session: Session, svc: Services, lead_ids: list[int]) -> None:
+        """Lock and read the leads ``lead_ids`` and what processing them reads (four statements).
+        Until it returns, nothing is handed out (a failed load leaves each lead to read its own)."""
+        self._leads, self._pending, self._signals, self._updates = {}, {}, {}, {}
+        stmt = select(Lead).where(Lead.id.in_(lead_ids)).order_by(Lead.id)
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        pending: dict[int, list[Event]] = {lead_id: [] for lead_id in lead_ids}
+        signals: dict[int, list[Signal]] = {lead_id: [] for lead_id in lead_ids}
+        updates: dict[int, dict[str | None, OutboxWrite]] = {lead_id: {} for lead_id in lead_ids}
+        with session.no_autoflush:
+            leads = {lead.id: lead for lead in session.scalars(stmt)}
+            for event in session.scalars(select(Event).where(Event.lead_id.in_(lead_ids), Event.processed_at.is_(None))
+                                         .order_by(Event.lead_id, Event.occurred_at, Event.id)):
+                pending[event.lead_id].append(event)
+            for lead_id, kind, at, props, key in session.execute(
+                    select(Event.lead_id, Event.kind, Event.occurred_at, Event.properties, Event.event_key)
+                    .where(Event.lead_id.in_(lead_ids), Event.kind.in_(list(svc.rules.activity_kinds)))
+                    .order_by(Event.lead_id, Event.occurred_at, Event.id)):
+                signals[lead_id].append(Signal(kind=kind, occurred_at=at, properties=props or {}, key=key))
+            for (lead_id, crm_id), write in latest_updates(session, lead_ids).items():
+                updates[lead_id][crm_id] = write
+        self._leads, self._pending, self._signals, self._updates = leads, pending, signals, updates
+
+    def take_lead(self, session: Session, lead_id: int) -> Lead | None:
+        """The lead, locked (``lock_lead``)."""
+        lead = self._leads.pop(lead_id, None)
+        return lead if lead is not None else lock_lead(session, lead_id)
+
+    def take_pending(self, lead_id: int) -> list[Event] | None:
+        """The lead's events still unprocessed, oldest first."""
+        events = self._pending.pop(lead_id, None)
+        if events is None:
+            return None
+        return [event for event in events if event.lead_id == lead_id and event.processed_at is None]
+
+    def take_signals(self, lead_id: int) -> list[Signal] | None:
+        """All the lead's activity signals, oldest first (``signals_of`` with ``since_reset=False``)."""
+        return self._signals.pop(lead_id, None)
+
+    def take_update(self, lead: Lead) -> OutboxWrite | None:
+        """The lead's ``latest_update`` (``NOT_READ`` if not loaded)."""
+        updates = self._updates.pop(lead.id, None)
+        if updates is None:
+            return NOT_READ
+        return updates.get(lead.crm_id) if lead.crm_id is not None else None
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -313,14 +379,17 @@ class BatchWalk:
     ``finish`` makes the last one if the final stage still calls for it.
     """
 
-    def __init__(self, session: Session, svc: Services, lead: Lead, now: datetime) -> None:
+    def __init__(self, session: Session, svc: Services, lead: Lead, now: datetime,
+                 signals: list[Signal] | None = None) -> None:
         self.session, self.svc, self.lead, self.now = session, svc, lead, now
         self.changes = CrmChanges()
         #: Whether any event can change the score or stage (else: CRM echoes only).
         self.changed = False
+        #: Whether a merge (or a conversion) moved another lead's rows onto this one.
+        self.merged = False
         self.handoff: PendingHandoff | None = None
-        self._signals: list[Signal] | None = None
-        self._signal_times: list[datetime] = []
+        self._signals = signals  # all the lead's activity (``signals_of``), if read already
+        self._signal_times = [signal.occurred_at for signal in signals or ()]
         self._step_at: datetime | None = None  # a score step owed at this business time
 
     def take(self, events: list[Event]) -> None:
@@ -339,6 +408,7 @@ class BatchWalk:
                 lead.last_engagement_at = at
             if event.kind == "merge" or (event.properties or {}).get("converted_contact_id"):
                 self._signals = None  # a merge may have brought the other lead's activity
+                self.merged = True
             if not changed:
                 continue
             self.changed = True
@@ -438,29 +508,35 @@ class BatchWalk:
 
 # --- the transactions ------------------------------------------------------------------------
 
-def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -> LeadOutcome:
+def process_lead(session: Session, svc: Services, lead_id: int, now: datetime,
+                 prefetched: Prefetched | None = None) -> LeadOutcome:
     """Apply and score one lead's pending events inside the caller's transaction, in business-time
-    order (``BatchWalk``)."""
+    order (``BatchWalk``). ``prefetched``: what the job read for its leads at once (``Prefetched``)."""
     outcome = LeadOutcome()
-    lead = lock_lead(session, lead_id)
+    prefetched = prefetched or Prefetched()
+    lead = prefetched.take_lead(session, lead_id)
     if lead is None or lead.quarantined_at is not None:
         return outcome  # a quarantined lead waits for `leadloop dead-letters --retry`
     scored_before = lead.scored_at is not None
-    walk = BatchWalk(session, svc, lead, now)
+    walk = BatchWalk(session, svc, lead, now, prefetched.take_signals(lead_id))
     seen = 0
+    first = prefetched.take_pending(lead_id)
     # A merge moves the merged lead's still-unprocessed events onto this lead: drain again.
     for _ in range(5):
-        pending = list(session.scalars(
+        pending = first if first is not None else list(session.scalars(
             select(Event).where(Event.lead_id == lead_id, Event.processed_at.is_(None))
             .order_by(Event.occurred_at, Event.id)
         ))
+        first = None
         if not pending:
             break
         seen += len(pending)
         walk.take(pending)
-        # One statement marks them processed (rather than an UPDATE per event when flushing).
-        session.execute(update(Event).where(Event.id.in_([event.id for event in pending]))
-                        .values(processed_at=now))
+        # One statement marks them processed (rather than an UPDATE per event when flushing);
+        # the lead's row is written once, at the savepoint's end, not flushed here too.
+        with session.no_autoflush:
+            session.execute(update(Event).where(Event.id.in_([event.id for event in pending]))
+                            .values(processed_at=now))
         if not any(event.kind == "merge" or (event.properties or {}).get("converted_contact_id") for event in pending):
             break  # no merge: nothing more can have arrived on this lead (spares a query per lead)
     if not seen:
@@ -475,7 +551,8 @@ def process_lead(session: Session, svc: Services, lead_id: int, now: datetime) -
     result = walk.finish(seen)
     outcome.scored = True
     changes = walk.changes
-    if lead.crm and (queue_update(session, lead, result, now, changes) or changes.task_queued):
+    last = NOT_READ if walk.merged else prefetched.take_update(lead)  # a merge moves outbox rows
+    if lead.crm and (queue_update(session, lead, result, now, changes, last) or changes.task_queued):
         outcome.crm_writes.add(lead.crm)
     if changes.record_crm:  # a web-only lead's record is being created there
         outcome.crm_writes.add(changes.record_crm)
