@@ -156,3 +156,33 @@ def test_a_merge_in_a_job_moves_what_the_job_read_for_the_merged_lead(config, su
                               .where(OutboxWrite.status == "pending", OutboxWrite.kind == "update",
                                      OutboxWrite.lead_id == survivor)) == 1
     svc.engine.dispose()
+
+
+@pytest.mark.parametrize("sent_meanwhile", [False, True])
+def test_a_newer_update_supersedes_a_pending_one_but_never_one_the_flush_sent_meanwhile(config, sent_meanwhile):
+    # The batch reads each lead's latest update before its turn; the flush may send that update
+    # in between. Then the update stays sent, and the newer one does not carry its status field
+    # (sales may have changed that status in the CRM since).
+    from integration.pipeline.outbox import latest_update, queue_update
+
+    app = create_app(config, clock=lambda: NOW)
+    svc = app.extensions["leadloop"]
+    with svc.sessions.begin() as session:
+        lead = Lead(crm="hubspot", crm_id="101", email="ada@acme-robotics.com", fields={}, field_times={})
+        session.add(lead)
+        session.flush()
+        session.add(OutboxWrite(lead_id=lead.id, crm="hubspot", crm_id="101", kind="update", idempotency_key="u1",
+                                payload={"fields": {"score": 1}, "crm_fields": {"hs_lead_status": "NEW"}},
+                                status="pending", created_at=NOW))
+    with svc.sessions.begin() as session:
+        lead = session.scalars(select(Lead)).one()
+        last = latest_update(session, lead)
+        if sent_meanwhile:  # another transaction's flush, which this session's object does not see
+            session.execute(OutboxWrite.__table__.update().where(OutboxWrite.id == last.id).values(status="sent"))
+        assert queue_update(session, lead, score_now(session, svc, lead, NOW), NOW, last=last)
+    with svc.sessions() as session:
+        first, newer = session.scalars(select(OutboxWrite).order_by(OutboxWrite.id)).all()
+    assert first.status == ("sent" if sent_meanwhile else "superseded")
+    assert newer.status == "pending"
+    assert newer.payload.get("crm_fields", {}) == ({} if sent_meanwhile else {"hs_lead_status": "NEW"})
+    svc.engine.dispose()

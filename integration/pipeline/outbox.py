@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors.base import LEADLOOP_FIELDS, CrmClient, RecordCreate, RecordUpdate, TaskSpec, WriteOutcome
 from integration.store.models import Lead, OutboxWrite
@@ -115,6 +116,19 @@ def latest_updates(session: Session, lead_ids: list[int]) -> dict[tuple[int, str
     return {(row.lead_id, row.crm_id): row for row in rows if row.crm_id is not None}
 
 
+def _supersede(session: Session, write: OutboxWrite) -> bool:
+    """Mark a pending write superseded, unless the flush sent it since it was read (the read may be
+    a batch's, made before this lead's turn): then the newer update carries nothing of it, or
+    it would write again a status sales may have changed in the CRM since."""
+    marked = session.execute(update(OutboxWrite).where(OutboxWrite.id == write.id, OutboxWrite.status == "pending")
+                             .values(status="superseded").execution_options(synchronize_session=False))
+    if marked.rowcount == 1:
+        set_committed_value(write, "status", "superseded")
+        return True
+    session.refresh(write)
+    return False
+
+
 def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetime,
                  changes: CrmChanges | None = None, last: OutboxWrite | None = NOT_READ) -> bool:
     """Queue the CRM update if what the rep would see changed; return whether one was queued.
@@ -128,13 +142,12 @@ def queue_update(session: Session, lead: Lead, result: ScoreResult, now: datetim
         last = latest_update(session, lead)
     if last is not None and _already_covered(last.payload, payload):
         return False
-    if last is not None and last.status == "pending":
+    if last is not None and last.status == "pending" and _supersede(session, last):
         carried = {**last.payload.get("crm_fields", {}), **payload.get("crm_fields", {})}
         if carried:
             payload["crm_fields"] = carried
         if "owner_id" not in payload and last.payload.get("owner_id"):
             payload["owner_id"] = last.payload["owner_id"]
-        last.status = "superseded"
     payload["fields"]["scored_at"] = now.isoformat()
     session.add(OutboxWrite(
         lead_id=lead.id, crm=lead.crm, crm_id=lead.crm_id, kind="update",
