@@ -13,11 +13,13 @@ import itertools
 from datetime import datetime, timedelta
 
 import pytest
+import responses
 from sqlalchemy import select
 
 from integration.store.models import OutboxWrite
 from tests.conftest import drain, post_events, post_hubspot, web_event
 from tests.outcomes_support import (
+    API,
     Clock,
     fake_hubspot,
     hs_association,
@@ -174,3 +176,25 @@ def test_each_transition_is_at_its_causing_event_and_a_status_meaning_nothing_mo
     lead = lead_of(svc, "500")
     assert (lead.recycled_at, lead.cooldown_until) == (rejected, rejected + timedelta(days=30))
     assert tasks(svc, 500) == []
+
+
+def test_a_record_created_without_fields_moves_at_its_creation_time_not_when_it_was_processed(app, clock):
+    # HubSpot's creation notification carries no properties: the lead's first decision still
+    # takes the creation's business time, and the later activity's MQL its own, though both
+    # arrive days late in separate jobs.
+    client, svc = app
+    created, trial = START, START + timedelta(days=2)
+    clock.value = START + timedelta(days=10)
+    with fake_hubspot() as hubspot:
+        # The contact's fields as HubSpot has them when leadloop reads them (none that score).
+        hubspot.mock.add(responses.POST, f"{API}/crm/objects/2026-03/contacts/batch/read", json={
+            "status": "COMPLETE", "results": [{"id": "600", "properties": {"hs_object_id": "600"},
+                                               "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+                                               "archived": False}],
+            "startedAt": "2026-01-01T00:00:00Z", "completedAt": "2026-01-01T00:00:01Z"})
+        deliver(client, "hubspot", [hs_object("creation", "contact", 600, created)])
+        drain(svc)
+        deliver(client, "events", [web(600, "form_submit", trial, form="trial", fields=PROFILE),
+                                   web(600, "trial_signup", trial)])
+        drain(svc)
+    assert moves(svc, 600) == [("new", "nurture", "score", created), ("nurture", "mql", "score", trial)]

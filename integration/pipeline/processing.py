@@ -409,9 +409,12 @@ class BatchWalk:
             if event.kind == "merge" or (event.properties or {}).get("converted_contact_id"):
                 self._signals = None  # a merge may have brought the other lead's activity
                 self.merged = True
-            if not changed:
+            if changed:
+                self.changed = True
+            elif lead.scored_at is not None:
                 continue
-            self.changed = True
+            # else a lead never scored: its first event (a CRM record's creation, which carries no
+            # fields) still sets the business time of its first decision, not the processing time
             if self.gone:
                 self._step_at = None
                 continue
