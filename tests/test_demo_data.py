@@ -345,3 +345,29 @@ def test_phase3_makes_deals_of_the_accepted_leads_through_the_crm_webhooks():
     assert ends["won"] >= 25 and ends["lost"] >= 15 and ends["open"] >= 10, ends
     assert all(at < e.occurred_at < at + timedelta(minutes=20) for e in events)
     assert requests == data.deals_builder(_store(stages), at=at)  # deterministic
+
+
+def test_sales_answers_some_hours_after_each_hand_off_and_deals_close_weeks_after_acceptance():
+    # The demo's funnel shows real times between stages: each answer 1 h to 3 days after its
+    # lead's hand-off, each deal opened 1-10 days after the acceptance and closed 1-4 weeks later,
+    # never after the moment the demo sends them.
+    data = dataset()
+    crm_leads = [lead for lead in data.leads if lead.crm][:80]
+    refs = [(lead.crm, lead.crm_id) for lead in crm_leads]
+    by_ref = {(lead.crm, lead.crm_id): lead for lead in crm_leads}
+    at = NOW + timedelta(days=90)
+    handed_off = {ref: NOW + timedelta(days=i % 30) for i, ref in enumerate(refs)}
+    handed_off[refs[0]] = at - timedelta(minutes=5)  # handed off just now: answered no later than `at`
+    answers = [event for outgoing in demo_data.feedback_requests(refs, by_ref, 7, at, handed_off)
+               for event in parse(outgoing)]
+    assert answers
+    for event in answers:
+        start = handed_off[(event.crm, event.crm_id)]
+        assert event.occurred_at <= at
+        assert start + timedelta(hours=1) - timedelta(seconds=1) <= event.occurred_at <= start + timedelta(hours=72) \
+            or event.occurred_at == at.replace(microsecond=0) or event.occurred_at == at
+    accepted_at = {ref: NOW + timedelta(days=i % 30) for i, ref in enumerate(refs)}
+    deals = [event for outgoing in demo_data.deal_requests(refs, by_ref, 7, at, accepted_at)
+             for event in parse(outgoing) if event.kind == "deal_change"]
+    assert deals and all(event.occurred_at <= at + timedelta(seconds=20) for event in deals)
+    assert max(event.occurred_at for event in deals) - min(event.occurred_at for event in deals) > timedelta(days=7)

@@ -450,13 +450,17 @@ def _phase1(rng: random.Random, web: list[dict], records: list[tuple[str, str, d
 
 
 def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str, str], DemoLead], seed: int,
-                      at: datetime) -> list[OutgoingRequest]:
+                      at: datetime, handed_off: Mapping[tuple[str, str], datetime] | None = None
+                      ) -> list[OutgoingRequest]:
     """Return the CRM status changes with which sales answers the hand-offs ``(crm, crm_id)``.
 
     About half are accepted, a quarter "not ready", a tenth bad data; the rest get no answer (they
     will miss their SLA). Salesforce leads come back as their full record with the new ``Status``.
+    Each answer happens at ``at``, or, for a lead in ``handed_off`` (its hand-off's business time),
+    an hour to three days after its hand-off (never after ``at``): the funnel's time to accept.
     """
-    rng, stamp = random.Random(f"{seed}:feedback"), at.astimezone(UTC).strftime(SF_TIME)
+    rng = random.Random(f"{seed}:feedback")
+    delays = random.Random(f"{seed}:answer-times")
     order = sorted(handoffs)
     rng.shuffle(order)
     cuts = [round(len(order) * share) for share in (0.5, 0.75, 0.85)]
@@ -467,9 +471,13 @@ def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str,
         if not values:
             continue
         value = rng.choice(values)
+        answered = at
+        if handed_off and (crm, crm_id) in handed_off:
+            answered = min(at, handed_off[(crm, crm_id)] + timedelta(hours=delays.uniform(1, 72)))
+        stamp = answered.astimezone(UTC).strftime(SF_TIME)
         if crm == "hubspot":
             hubspot.append({"eventId": rng.randrange(10**8, 10**10), "subscriptionId": CHANGE_SUB,
-                            "portalId": PORTAL_ID, "appId": APP_ID, "occurredAt": int(at.timestamp() * 1000),
+                            "portalId": PORTAL_ID, "appId": APP_ID, "occurredAt": int(answered.timestamp() * 1000),
                             "subscriptionType": "contact.propertyChange", "attemptNumber": 0,
                             "objectId": int(crm_id), "propertyName": "hs_lead_status", "propertyValue": value,
                             "changeSource": "CRM_UI", "sourceId": f"userId:{rng.randrange(10**7, 10**8)}"})
@@ -481,16 +489,20 @@ def feedback_requests(handoffs: list[tuple[str, str]], leads: Mapping[tuple[str,
 
 
 def deal_requests(accepted: list[tuple[str, str]], leads: Mapping[tuple[str, str], DemoLead], seed: int,
-                  at: datetime) -> list[OutgoingRequest]:
+                  at: datetime, accepted_at: Mapping[tuple[str, str], datetime] | None = None
+                  ) -> list[OutgoingRequest]:
     """Return the deals sales makes of the accepted hand-offs ``(crm, crm_id)``: most get one, and of
     those about half are won, a third lost, the rest still open.
 
     HubSpot: the deal's creation, its association with the contact, its pipeline, stage, amount and
     currency, then the stage it closes in (generic notifications). Salesforce: the Lead converted
     into a Contact and an Opportunity, then the Opportunity as it opens and as it closes (outbound
-    messages with ``IsClosed``/``IsWon``). Business times are a few seconds after ``at``.
+    messages with ``IsClosed``/``IsWon``). Business times are a few seconds after ``at``, or, for a
+    lead in ``accepted_at`` (when sales accepted it), the deal opens one to ten days after the
+    acceptance and closes one to four weeks later (never after ``at``): the funnel's time to win.
     """
     rng = random.Random(f"{seed}:deals")
+    delays = random.Random(f"{seed}:deal-times")
     hubspot, salesforce = [], []
     for crm, crm_id in sorted(accepted):
         lead = leads.get((crm, crm_id))
@@ -500,6 +512,9 @@ def deal_requests(accepted: list[tuple[str, str]], leads: Mapping[tuple[str, str
         # Seconds after ``at``: by the time the worker gets to them they have happened.
         opened = at + timedelta(seconds=rng.uniform(1, 5))
         closed = opened + timedelta(seconds=rng.uniform(1, 10)) if end != "open" else None
+        if accepted_at and (crm, crm_id) in accepted_at:
+            opened = min(opened, accepted_at[(crm, crm_id)] + timedelta(days=delays.uniform(1, 10)))
+            closed = min(closed, opened + timedelta(days=delays.uniform(7, 28))) if closed is not None else None
         country = next((code for code, spec in COUNTRIES.items() if lead.fields.get("country") in (code, spec[0])), "")
         worth = (rng.choice(DEAL_AMOUNTS), CURRENCIES.get(country, "EUR"))
         if crm == "hubspot":
@@ -600,9 +615,11 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
         from integration.store.models import Lead
 
         with svc.sessions() as session:
-            rows = session.execute(select(Lead.crm, Lead.crm_id).where(
+            rows = session.execute(select(Lead.crm, Lead.crm_id, Lead.stage_changed_at).where(
                 Lead.stage == "accepted", Lead.crm.is_not(None), Lead.merged_into_id.is_(None))).all()
-        return deal_requests([tuple(row) for row in rows], by_ref, seed, at or max(now, datetime.now(UTC)))
+        accepted_at = {(crm, crm_id): moment for crm, crm_id, moment in rows if moment is not None}
+        return deal_requests([(crm, crm_id) for crm, crm_id, _ in rows], by_ref, seed,
+                             at or max(now, datetime.now(UTC)), None if at else accepted_at)
 
     def phase2_builder(svc: Services, at: datetime | None = None) -> list[OutgoingRequest]:
         """Sales works the hand-offs: status changes for the leads now in stage ``mql``."""
@@ -611,10 +628,12 @@ def generate(leads: int = 600, seed: int = 7, now: datetime | None = None) -> Da
         from integration.store.models import Lead
 
         with svc.sessions() as session:
-            rows = session.execute(select(Lead.crm, Lead.crm_id).where(
+            rows = session.execute(select(Lead.crm, Lead.crm_id, Lead.last_handoff_at).where(
                 Lead.stage == "mql", Lead.crm.is_not(None), Lead.merged_into_id.is_(None))).all()
-        # After phase 1's records (all before `now`) and after the hand-offs (made on the real clock).
-        return feedback_requests([tuple(row) for row in rows], by_ref, seed, at or max(now, datetime.now(UTC)))
+        # After phase 1's records (all before `now`); each answer some hours after its hand-off.
+        handed_off = {(crm, crm_id): moment for crm, crm_id, moment in rows if moment is not None}
+        return feedback_requests([(crm, crm_id) for crm, crm_id, _ in rows], by_ref, seed,
+                                 at or max(now, datetime.now(UTC)), None if at else handed_off)
 
     return Dataset(lead_count=len(made), event_count=len(web) + len(records), phase1=phase1,
                    phase2_builder=phase2_builder, leads=made, redeliveries=redeliveries, deals_builder=deals_builder)
