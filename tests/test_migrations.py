@@ -19,6 +19,18 @@ def differences(engine) -> list:
         return compare_metadata(context, Base.metadata)
 
 
+def downgraded(tmp_path: Path, revision: str):
+    """A migrated SQLite file taken back down to ``revision``: its engine."""
+    url = f"sqlite:///{tmp_path / 'migrations.db'}"
+    engine = create_engine(url)
+    upgrade(engine)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    return engine
+
+
 def test_the_migrated_database_matches_the_models(migrated_engine):
     # SQLite by default, PostgreSQL when DATABASE_URL names one: the suite's own database.
     assert current(migrated_engine) == "0007"
@@ -26,13 +38,7 @@ def test_the_migrated_database_matches_the_models(migrated_engine):
 
 
 def test_the_deal_migration_goes_down_and_up_again(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    engine = create_engine(url)
-    upgrade(engine)
-    config = alembic_config(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    engine = downgraded(tmp_path, "0002")
     assert current(engine) == "0002"
     upgrade(engine)
     assert differences(engine) == []
@@ -40,13 +46,7 @@ def test_the_deal_migration_goes_down_and_up_again(tmp_path: Path):
 
 
 def test_the_report_index_migration_goes_down_and_up_again(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    engine = create_engine(url)
-    upgrade(engine)
-    config = alembic_config(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    engine = downgraded(tmp_path, "0004")
     assert current(engine) == "0004" and differences(engine) != []
     upgrade(engine)
     assert current(engine) == "0007" and differences(engine) == []

@@ -6,17 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integration.pipeline.jobs import cron_jobs, refresh_summaries
 from integration.pipeline.processing import erase_personal_data, merge_into
-from integration.store.migrate import alembic_config, current, upgrade
+from integration.store.migrate import current, upgrade
 from integration.store.models import LeadContentSummary, LeadSummary, SummaryWatermark
 from integration.store.summaries import ENTERED_STAGES, rebuild, refresh
 from tests.conftest import drain, post_events, web_event
 from tests.reports_support import History, at, session  # noqa: F401 - the fixture
+from tests.test_migrations import downgraded
 
 
 def snapshot(store: Session) -> dict[str, list[tuple]]:
@@ -112,13 +112,7 @@ def test_an_erasure_drops_the_leads_calls_to_action(session):  # noqa: F811
 
 
 def test_the_summary_migration_fills_the_tables_from_the_stored_rows(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    engine = create_engine(url)
-    upgrade(engine)
-    config = alembic_config(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    engine = downgraded(tmp_path, "0006")
     assert current(engine) == "0006"
     with engine.connect() as connection:
         # Only the tables of 0006 exist: write the history with plain SQL on them.

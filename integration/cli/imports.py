@@ -122,22 +122,15 @@ def import_csv_command(runtime: Runtime, file: Path, mapping_path: Path, activit
 
 def since_option(text: str | None, now: Any) -> Any:
     """``--since``: a duration back from now (``365d``, ``12w``) or a date (``2025-01-31``); None: everything."""
-    from datetime import UTC, datetime, timedelta
-
-    from scoring.rules_fields import duration_seconds
+    from integration.cli.times import parse_time
 
     if not text:
         return None
     try:
-        return now - timedelta(seconds=duration_seconds(text))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
+        return parse_time(text, now)
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither a duration like 365d nor a date like 2025-01-31",
                                  param_hint="--since") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 BACKFILL_HELP = """Import {label}'s records with their history: fields, status history as stage changes, deals

@@ -6,37 +6,30 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 
 import click
 
 from integration.cli.errors import FAILURE, OK, SETUP, CliError
 from integration.cli.output import dumps, note, out, table
 from integration.cli.runtime import Runtime, pass_runtime
+from integration.cli.times import parse_time
 from integration.reports import REPORTS, Report, ReportQuery
 from integration.reports.window import DIMENSIONS
 
 FORMATS = ("table", "csv", "json")
 #: A table wider than this many columns is shown turned: one line per column, one column per group.
 WIDE = 10
-_RELATIVE = re.compile(r"^(\d+)([dw])$")
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
-    """Return the aware UTC time ``text`` names: an ISO date (midnight UTC), an ISO datetime
-    (naive taken as UTC), or ``30d`` / ``4w`` (that long before ``now``). Raises ``ValueError``."""
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        count, unit = int(relative.group(1)), relative.group(2)
-        return now - timedelta(days=count * (7 if unit == "w" else 1))
+    """Return the aware UTC time ``text`` names (``integration.cli.times.parse_time``): an ISO date
+    (midnight UTC), an ISO datetime (naive taken as UTC), or ``30d`` / ``4w`` (that long before
+    ``now``). Raises ``ValueError`` with the reason."""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        return parse_time(text, now)
     except ValueError:
         raise ValueError(f"{text!r} is no date: use 2026-03-01, 2026-03-01T09:00:00+00:00, 30d or 4w") from None
-    if len(text.strip()) == 10:
-        moment = datetime.combine(date.fromisoformat(text.strip()), datetime.min.time())
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def report_query(runtime: Runtime, since: str | None, until: str | None, by: str | None) -> ReportQuery:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,20 +163,15 @@ def suggest_report(proposal: Any) -> list[str]:
 def moment(value: str | None, now: datetime, option: str) -> datetime | None:
     """A command-line time: ISO 8601 (a date is its midnight UTC; no zone means UTC) or a duration
     ago (``90d``, ``12h``); raise ``click.BadParameter`` otherwise."""
-    from scoring.rules_fields import duration_seconds
+    from integration.cli.times import parse_time
 
     if value is None:
         return None
     try:
-        return now - timedelta(seconds=duration_seconds(value))
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value)
+        return parse_time(value, now)
     except ValueError:
         raise click.BadParameter(f"{value!r} is neither an ISO date or time nor a duration like 90d",
                                  param_hint=option) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @click.command(short_help="Rescore the leads under the live rules (a roll-out).")
